@@ -1,0 +1,5 @@
+//! Reusable parts of the UI.
+
+pub mod guard;
+pub mod nav;
+pub mod notice;

@@ -1,0 +1,53 @@
+//! The top bar: where the user can go, who they are, and signing out.
+
+use crate::app::AuthContext;
+use crate::model::user::Me;
+use crate::model::Permission;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+/// The navigation bar. Links a role cannot use are not shown (the server refuses
+/// them anyway).
+#[component]
+pub fn NavBar() -> impl IntoView {
+    let auth = expect_context::<AuthContext>();
+    let links = move |me: Me| {
+        let usable = !me.must_change_password;
+        view! {
+            <ul class="nav-links">
+                {usable.then(|| view! { <li><A href="/">"Home"</A></li> })}
+                {(usable && me.role.permits(Permission::ReadAudit))
+                    .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
+                {(usable && me.role.permits(Permission::ManageUsers))
+                    .then(|| view! { <li><A href="/users">"Users"</A></li> })}
+                <li><A href="/account">"Account"</A></li>
+            </ul>
+            <div class="nav-user">
+                <span class="who" data-testid="signed-in-as">
+                    {me.username.clone()}
+                    <span class="role-badge">{me.role.as_str()}</span>
+                </span>
+                <ActionForm action=auth.sign_out attr:class="inline">
+                    <button type="submit" class="link-button">"Sign out"</button>
+                </ActionForm>
+            </div>
+        }
+    };
+    view! {
+        <header class="topbar">
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <a class="brand" href="/">"Recovery Portal"</a>
+            <nav aria-label="Main">
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match auth.me.await {
+                            Ok(Some(me)) => Some(links(me)),
+                            _ => None,
+                        }
+                    })}
+                </Transition>
+            </nav>
+        </header>
+    }
+}

@@ -1,0 +1,82 @@
+//! The one error type that crosses from the server to the browser.
+//!
+//! Every server function returns `Result<_, AppError>`. Server-side failures are
+//! mapped into it in one place (`ssr::error`), where internal causes are logged
+//! with a reference and replaced by a generic message, so nothing internal leaks.
+
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// What went wrong, in words a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// No valid session.
+    #[error("Please sign in to continue.")]
+    Unauthenticated,
+    /// Signed in, but the password must be changed first.
+    #[error("You must change your password before you can do anything else.")]
+    PasswordChangeRequired,
+    /// Signed in, but the role does not allow this.
+    #[error("Your role ({role}) does not allow you to {needed}.")]
+    Forbidden { role: String, needed: String },
+    /// Unknown user, wrong password or disabled account: deliberately one message.
+    #[error("Invalid username or password.")]
+    BadCredentials,
+    /// Too many failed sign-ins for one username.
+    #[error("Too many failed sign-in attempts for this username. Sign-in is blocked for {minutes} more minute(s); try again later or ask an administrator.")]
+    Throttled { minutes: i64 },
+    /// A field of a form or argument was not acceptable.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A failure inside the server; the log has the cause under this reference.
+    #[error("The server could not complete the request (reference {reference}). The cause is in the portal's log under that reference.")]
+    Internal { reference: String },
+    /// The request did not reach the server or its answer could not be read.
+    #[error("Request failed: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    /// Shorthand for [`AppError::Invalid`].
+    pub fn invalid(field: impl Into<String>, message: impl ToString) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The HTTP status the error is answered with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated | AppError::BadCredentials => 401,
+            AppError::PasswordChangeRequired | AppError::Forbidden { .. } => 403,
+            AppError::Throttled { .. } => 429,
+            AppError::Invalid { .. } => 400,
+            AppError::NotFound(_) => 404,
+            AppError::Conflict(_) => 409,
+            AppError::Internal { .. } => 500,
+            AppError::Transport(_) => 502,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(msg) => AppError::invalid("request", msg),
+            ServerFnErrorErr::MissingArg(arg) => {
+                AppError::invalid(arg, "is missing from the request")
+            }
+            other => AppError::Transport(other.to_string()),
+        }
+    }
+}

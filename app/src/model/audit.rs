@@ -1,0 +1,83 @@
+//! Audit events as the UI shows them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One audit event with its chain hashes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// The details as pretty-printed JSON.
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// One page of audit events, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventView>,
+    /// Pass as `before` to get the next (older) page; `None` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// How many events a page shows.
+pub const AUDIT_PAGE_SIZE: i64 = 50;
+
+/// Every kind of audit event the portal writes. The stored `action` is
+/// [`AuditAction::as_str`]; the audit page offers these as filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    PortalStarted,
+    SignIn,
+    SignInFailed,
+    SignInThrottled,
+    SignOut,
+    InitialAdminCreated,
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+    UserRoleChanged,
+    UserPasswordReset,
+    PasswordChanged,
+}
+
+impl AuditAction {
+    /// Every action, for filters.
+    pub const ALL: [AuditAction; 12] = [
+        AuditAction::PortalStarted,
+        AuditAction::SignIn,
+        AuditAction::SignInFailed,
+        AuditAction::SignInThrottled,
+        AuditAction::SignOut,
+        AuditAction::InitialAdminCreated,
+        AuditAction::UserCreated,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::UserRoleChanged,
+        AuditAction::UserPasswordReset,
+        AuditAction::PasswordChanged,
+    ];
+
+    /// The name stored in `audit_events.action`: `area.verb`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::PortalStarted => "portal.started",
+            AuditAction::SignIn => "auth.sign_in",
+            AuditAction::SignInFailed => "auth.sign_in_failed",
+            AuditAction::SignInThrottled => "auth.sign_in_throttled",
+            AuditAction::SignOut => "auth.sign_out",
+            AuditAction::InitialAdminCreated => "user.initial_admin_created",
+            AuditAction::UserCreated => "user.created",
+            AuditAction::UserDisabled => "user.disabled",
+            AuditAction::UserEnabled => "user.enabled",
+            AuditAction::UserRoleChanged => "user.role_changed",
+            AuditAction::UserPasswordReset => "user.password_reset",
+            AuditAction::PasswordChanged => "user.password_changed",
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Types shared by the browser and the server, and the pure rules on them.
+
+pub mod audit;
+pub mod password;
+pub mod role;
+pub mod user;
+
+pub use role::{Permission, Role};

@@ -1,0 +1,70 @@
+//! The pages, and who may open each.
+
+mod account;
+mod audit;
+mod errors;
+mod home;
+mod login;
+mod users;
+
+pub use account::AccountPage;
+pub use audit::AuditPage;
+pub use errors::{Forbidden, NotFound};
+pub use home::HomePage;
+pub use login::LoginPage;
+pub use users::UsersPage;
+
+use crate::model::Permission;
+
+/// Who may open a page. The server's page guard and the client's [`crate::components::guard::Guarded`]
+/// both decide from this one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageAccess {
+    /// Anyone (the sign-in page).
+    Public,
+    /// Any signed-in user; also reachable while a password change is pending.
+    Account,
+    /// Any signed-in user.
+    SignedIn,
+    /// Signed-in users whose role has the permission.
+    Needs(Permission),
+    /// Not a page of the portal (404).
+    Unknown,
+}
+
+/// The access rule of a path (without query string).
+pub fn page_access(path: &str) -> PageAccess {
+    match path.trim_end_matches('/') {
+        "/login" => PageAccess::Public,
+        "" => PageAccess::SignedIn,
+        "/account" => PageAccess::Account,
+        "/users" => PageAccess::Needs(Permission::ManageUsers),
+        "/audit" => PageAccess::Needs(Permission::ReadAudit),
+        _ => PageAccess::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_has_a_rule() {
+        assert_eq!(page_access("/"), PageAccess::SignedIn);
+        assert_eq!(page_access("/login"), PageAccess::Public);
+        assert_eq!(page_access("/account"), PageAccess::Account);
+        assert_eq!(
+            page_access("/users"),
+            PageAccess::Needs(Permission::ManageUsers)
+        );
+        assert_eq!(
+            page_access("/users/"),
+            PageAccess::Needs(Permission::ManageUsers)
+        );
+        assert_eq!(
+            page_access("/audit"),
+            PageAccess::Needs(Permission::ReadAudit)
+        );
+        assert_eq!(page_access("/nope"), PageAccess::Unknown);
+    }
+}

@@ -1,0 +1,229 @@
+//! Appending to, verifying and reading the audit trail in PostgreSQL.
+
+use super::chain::{self, ChainBreak, ChainVerifier, ChainedEvent, GENESIS_HASH};
+use crate::model::audit::{AuditAction, AuditEventView, AuditPage, AUDIT_PAGE_SIZE};
+use crate::ssr::ServiceError;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+/// The advisory lock key that serialises appends ("audit" in ASCII). Held until the
+/// appending transaction ends, so the next appender sees this event as the head.
+const APPEND_LOCK: i64 = 0x6175_6469_74;
+
+/// Who caused an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user (or someone trying to sign in as that name).
+    User(String),
+    /// The command line, with the operating-system user that ran it.
+    Cli(String),
+    /// The portal itself.
+    System,
+}
+
+impl Actor {
+    /// The `actor` column's value.
+    pub fn as_column(&self) -> String {
+        match self {
+            Actor::User(name) => name.clone(),
+            Actor::Cli(os_user) => format!("cli:{os_user}"),
+            Actor::System => "system".to_string(),
+        }
+    }
+
+    /// The command-line actor for the current OS user.
+    pub fn cli() -> Self {
+        Actor::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+    }
+}
+
+/// An event to append.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub subject: String,
+    pub details: Value,
+}
+
+impl NewEvent {
+    /// A new event.
+    pub fn new(
+        actor: &Actor,
+        action: AuditAction,
+        subject: impl Into<String>,
+        details: Value,
+    ) -> Self {
+        Self {
+            actor: actor.clone(),
+            action,
+            subject: subject.into(),
+            details,
+        }
+    }
+}
+
+/// Appends an event inside the caller's transaction and returns its id. The event
+/// commits or rolls back with the caller's state change. Appends are serialised by
+/// an advisory lock, and the `UNIQUE (prev_hash)` constraint would refuse a fork.
+pub async fn append(
+    tx: &mut Transaction<'_, Postgres>,
+    event: NewEvent,
+) -> Result<i64, ServiceError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (id, prev_hash) = match head {
+        Some((id, hash)) => (id + 1, hash),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let chained = ChainedEvent {
+        id,
+        at: chain::to_stored_precision(Utc::now()),
+        actor: event.actor.as_column(),
+        action: event.action.as_str().to_string(),
+        subject: event.subject,
+        details: event.details,
+        prev_hash,
+    };
+    let hash = chain::event_hash(&chained);
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, actor, action, subject, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(chained.id)
+    .bind(chained.at)
+    .bind(&chained.actor)
+    .bind(&chained.action)
+    .bind(&chained.subject)
+    .bind(&chained.details)
+    .bind(&chained.prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Appends one event in a transaction of its own.
+pub async fn append_alone(pool: &PgPool, event: NewEvent) -> Result<i64, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let id = append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The outcome of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events that passed before the first break (all of them when intact).
+    pub checked: u64,
+    /// The hash of the last event that passed (the genesis hash when empty).
+    pub head: String,
+    /// The first break, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+fn chained_from_row(row: &sqlx::postgres::PgRow) -> Result<(ChainedEvent, String), sqlx::Error> {
+    Ok((
+        ChainedEvent {
+            id: row.try_get("id")?,
+            at: row.try_get::<DateTime<Utc>, _>("at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            subject: row.try_get("subject")?,
+            details: row.try_get("details")?,
+            prev_hash: row.try_get("prev_hash")?,
+        },
+        row.try_get("hash")?,
+    ))
+}
+
+/// Walks the whole chain in id order, streaming rows (constant memory), and calls
+/// `progress` with the number of events checked every 10,000 events.
+pub async fn verify(
+    pool: &PgPool,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, ServiceError> {
+    use futures_util::TryStreamExt;
+    let mut verifier = ChainVerifier::default();
+    let mut rows = sqlx::query(
+        "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events ORDER BY id",
+    )
+    .fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        let (event, hash) = chained_from_row(&row)?;
+        if let Err(broken) = verifier.push(&event, &hash) {
+            return Ok(VerifyReport {
+                checked: verifier.checked(),
+                head: verifier.head().to_string(),
+                broken: Some(broken),
+            });
+        }
+        if verifier.checked() % 10_000 == 0 {
+            progress(verifier.checked());
+        }
+    }
+    Ok(VerifyReport {
+        checked: verifier.checked(),
+        head: verifier.head().to_string(),
+        broken: None,
+    })
+}
+
+/// Filters of the audit page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Action, or an action prefix such as `user.`.
+    pub action: Option<String>,
+    /// Only events older than this id (keyset pagination).
+    pub before: Option<i64>,
+}
+
+/// One page of events, newest first.
+pub async fn page(pool: &PgPool, filter: &AuditFilter) -> Result<AuditPage, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events \
+         WHERE ($1::text IS NULL OR actor = $1) \
+           AND ($2::text IS NULL OR action = $2 OR (right($2, 1) = '.' AND starts_with(action, $2))) \
+           AND ($3::bigint IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(filter.actor.as_deref())
+    .bind(filter.action.as_deref())
+    .bind(filter.before)
+    .bind(AUDIT_PAGE_SIZE + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows.iter().take(AUDIT_PAGE_SIZE as usize) {
+        let (e, hash) = chained_from_row(row)?;
+        events.push(AuditEventView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            details: serde_json::to_string_pretty(&e.details)
+                .unwrap_or_else(|_| e.details.to_string()),
+            prev_hash: e.prev_hash,
+            hash,
+        });
+    }
+    let next_before = if rows.len() as i64 > AUDIT_PAGE_SIZE {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        events,
+        next_before,
+    })
+}

@@ -1,0 +1,23 @@
+//! Server-only services. Nothing here is compiled into the browser bundle.
+//!
+//! - [`state`]: what every request can reach (database pool, settings).
+//! - [`error`]: server-side errors and their one mapping to [`crate::error::AppError`].
+//! - [`session`] and [`authz`]: who is calling, and the proof that they may.
+//! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
+//! - [`users`]: the user repository and user administration.
+//! - [`audit`]: the hash-chained, append-only audit store.
+//! - [`bootstrap`]: the first administrator.
+
+pub mod audit;
+pub mod authz;
+pub mod bootstrap;
+pub mod error;
+pub mod passwords;
+pub mod session;
+pub mod sign_in;
+pub mod state;
+pub mod throttle;
+pub mod users;
+
+pub use error::ServiceError;
+pub use state::AppState;

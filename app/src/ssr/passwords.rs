@@ -1,0 +1,121 @@
+//! Password hashing with argon2id.
+//!
+//! Hashing and verification run on the blocking pool: they take tens of
+//! milliseconds by design and must not stall the async workers.
+
+use super::ServiceError;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use std::sync::OnceLock;
+
+/// A PHC-format argon2id hash. Deliberately not `Serialize`: it never leaves the server.
+#[derive(Clone)]
+pub struct PasswordDigest(String);
+
+impl PasswordDigest {
+    /// Wraps a hash read from the database.
+    pub fn from_stored(phc: String) -> Self {
+        Self(phc)
+    }
+    /// The PHC string, for storing.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordDigest(..)")
+    }
+}
+
+fn hash_blocking(password: &str) -> Result<String, ServiceError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("hashing a password: {e}")))
+}
+
+/// Hashes a password with argon2id (the crate's defaults: m=19 MiB, t=2, p=1).
+pub async fn hash(password: String) -> Result<PasswordDigest, ServiceError> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+        .map(PasswordDigest)
+}
+
+/// A hash of a random password, verified against when the user is unknown so that
+/// unknown users and wrong passwords take the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_blocking(&random_password()).unwrap_or_else(|_| {
+            // Same parameters as real hashes; only reached if the OS RNG fails.
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3y1qf2qV0Sx0x2cS9mA4QnJ2E0c5f5x8bXbV2Yq3D7w".to_string()
+        })
+    })
+}
+
+/// Checks a password against a stored hash, or against a dummy hash when there is
+/// no user, so the answer takes comparable time either way.
+pub async fn verify(
+    password: String,
+    stored: Option<PasswordDigest>,
+) -> Result<bool, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let phc = stored
+            .map(|d| d.0)
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let matches = match PasswordHash::new(&phc) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        };
+        known && matches
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("verification task: {e}")))
+}
+
+/// A random password for the first administrator: 20 characters from an alphabet
+/// without look-alikes (no 0/O, 1/l/I), about 117 bits.
+pub fn random_password() -> String {
+    use rand::seq::SliceRandom;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| *ALPHABET.choose(&mut rng).unwrap_or(&b'x') as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let digest = hash("correct horse battery".into()).await.unwrap();
+        assert!(digest.as_str().starts_with("$argon2id$"));
+        assert!(verify("correct horse battery".into(), Some(digest.clone()))
+            .await
+            .unwrap());
+        assert!(!verify("wrong".into(), Some(digest)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        assert!(!verify("anything".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn random_passwords_differ_and_are_long() {
+        let a = random_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, random_password());
+    }
+}

@@ -1,0 +1,41 @@
+//! The state every request can reach, provided to server functions as context.
+
+use super::throttle::SignInThrottle;
+use super::ServiceError;
+use chrono::Duration;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Settings of authentication that the services need.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_lifetime: Duration,
+    /// Failed sign-in throttling.
+    pub throttle: SignInThrottle,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::minutes(30),
+            absolute_lifetime: Duration::hours(12),
+            throttle: SignInThrottle::default(),
+        }
+    }
+}
+
+/// Shared application state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub auth: Arc<AuthSettings>,
+}
+
+/// The state provided to the current server function or page render.
+pub fn app_state() -> Result<AppState, ServiceError> {
+    leptos::prelude::use_context::<AppState>()
+        .ok_or_else(|| ServiceError::Internal("application state missing from context".into()))
+}

@@ -1,0 +1,366 @@
+//! Users: the repository and the administration services.
+//!
+//! Every change is written together with its audit event in one transaction.
+
+use super::audit::{self, Actor, NewEvent};
+use super::passwords::{self, PasswordDigest};
+use super::ServiceError;
+use crate::error::AppError;
+use crate::model::audit::AuditAction;
+use crate::model::password::check_new_password;
+use crate::model::user::{UserSummary, Username};
+use crate::model::Role;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
+
+/// A user as stored.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub password: PasswordDigest,
+    pub disabled: bool,
+    pub must_change_password: bool,
+    pub session_epoch: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+impl UserRecord {
+    /// The row as the Users page shows it.
+    pub fn summary(&self) -> UserSummary {
+        UserSummary {
+            username: self.username.clone(),
+            role: self.role,
+            disabled: self.disabled,
+            must_change_password: self.must_change_password,
+            created_at: self.created_at,
+            last_sign_in_at: self.last_sign_in_at,
+        }
+    }
+
+    /// The audit actor for this user.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.username.clone())
+    }
+}
+
+const COLUMNS: &str = "id, username, role, password_hash, disabled, must_change_password, session_epoch, created_at, last_sign_in_at";
+
+fn from_row(row: &sqlx::postgres::PgRow) -> Result<UserRecord, ServiceError> {
+    let role: String = row.try_get("role")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: role
+            .parse()
+            .map_err(|e| ServiceError::Internal(format!("users.role in the database: {e}")))?,
+        password: PasswordDigest::from_stored(row.try_get("password_hash")?),
+        disabled: row.try_get("disabled")?,
+        must_change_password: row.try_get("must_change_password")?,
+        session_epoch: row.try_get("session_epoch")?,
+        created_at: row.try_get("created_at")?,
+        last_sign_in_at: row.try_get("last_sign_in_at")?,
+    })
+}
+
+/// Finds a user by name.
+pub async fn find_by_username(
+    ex: impl PgExecutor<'_>,
+    username: &Username,
+) -> Result<Option<UserRecord>, ServiceError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+        .bind(username.as_str())
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Finds a user by id.
+pub async fn find_by_id(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+) -> Result<Option<UserRecord>, ServiceError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every user, by name.
+pub async fn list(ex: impl PgExecutor<'_>) -> Result<Vec<UserRecord>, ServiceError> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// How many users exist.
+pub async fn count(ex: impl PgExecutor<'_>) -> Result<i64, ServiceError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Inserts a user; a taken name is a [`AppError::Conflict`].
+pub async fn insert(
+    conn: &mut PgConnection,
+    username: &Username,
+    role: Role,
+    password: &PasswordDigest,
+    must_change_password: bool,
+) -> Result<UserRecord, ServiceError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO users (username, role, password_hash, must_change_password) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (username) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(username.as_str())
+    .bind(role.as_str())
+    .bind(password.as_str())
+    .bind(must_change_password)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => from_row(&row),
+        None => Err(AppError::Conflict(format!("A user named {username} already exists.")).into()),
+    }
+}
+
+/// Records a successful sign-in.
+pub async fn touch_sign_in(conn: &mut PgConnection, id: i64) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn parse_username(input: &str) -> Result<Username, ServiceError> {
+    Username::parse(input).map_err(|e| ServiceError::invalid("Username", e))
+}
+
+/// Parses a role name typed by a user.
+pub fn parse_role(input: &str) -> Result<Role, ServiceError> {
+    input
+        .parse::<Role>()
+        .map_err(|e| ServiceError::invalid("Role", e))
+}
+
+async fn load_for_update(
+    conn: &mut PgConnection,
+    username: &Username,
+) -> Result<UserRecord, ServiceError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE username = $1 FOR UPDATE"
+    ))
+    .bind(username.as_str())
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => from_row(&row),
+        None => Err(AppError::NotFound(format!("There is no user named {username}.")).into()),
+    }
+}
+
+fn refuse_self(actor: &Actor, target: &Username, what: &str) -> Result<(), ServiceError> {
+    if matches!(actor, Actor::User(name) if name == target.as_str()) {
+        return Err(AppError::Conflict(format!(
+            "You cannot {what} your own account; ask another administrator."
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Creates a user. `must_change_password` is set when someone else chose the
+/// password (the Users page), so the new user picks their own at first sign-in.
+pub async fn create(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    role: Role,
+    password: String,
+    must_change_password: bool,
+) -> Result<UserSummary, ServiceError> {
+    let username = parse_username(username)?;
+    check_new_password(username.as_str(), &password, &password)
+        .map_err(|e| ServiceError::invalid("Password", e))?;
+    let digest = passwords::hash(password).await?;
+    let mut tx = pool.begin().await?;
+    let user = insert(&mut tx, &username, role, &digest, must_change_password).await?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserCreated,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "role": role.as_str(), "must_change_password": must_change_password }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user.summary())
+}
+
+/// Disables or enables a user. Disabling ends all of the user's sessions.
+pub async fn set_disabled(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    disabled: bool,
+) -> Result<UserSummary, ServiceError> {
+    let username = parse_username(username)?;
+    refuse_self(
+        actor,
+        &username,
+        if disabled { "disable" } else { "enable" },
+    )?;
+    let mut tx = pool.begin().await?;
+    let user = load_for_update(&mut tx, &username).await?;
+    let row = sqlx::query(&format!(
+        "UPDATE users SET disabled = $2, session_epoch = session_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(user.id)
+    .bind(disabled)
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = from_row(&row)?;
+    let action = if disabled {
+        AuditAction::UserDisabled
+    } else {
+        AuditAction::UserEnabled
+    };
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            action,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "was_disabled": user.disabled }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated.summary())
+}
+
+/// Changes a user's role. The user's sessions end, so the new role applies at once.
+pub async fn set_role(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    role: Role,
+) -> Result<UserSummary, ServiceError> {
+    let username = parse_username(username)?;
+    refuse_self(actor, &username, "change the role of")?;
+    let mut tx = pool.begin().await?;
+    let user = load_for_update(&mut tx, &username).await?;
+    let row = sqlx::query(&format!(
+        "UPDATE users SET role = $2, session_epoch = session_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(user.id)
+    .bind(role.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = from_row(&row)?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserRoleChanged,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "from": user.role.as_str(), "to": role.as_str() }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated.summary())
+}
+
+/// Sets a user's password on someone else's behalf (an admin on the Users page, or
+/// the command line). Ends the user's sessions; with `must_change_password` the
+/// user must choose a new one at the next sign-in.
+pub async fn reset_password(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    password: String,
+    must_change_password: bool,
+) -> Result<UserSummary, ServiceError> {
+    let username = parse_username(username)?;
+    check_new_password(username.as_str(), &password, &password)
+        .map_err(|e| ServiceError::invalid("Password", e))?;
+    let digest = passwords::hash(password).await?;
+    let mut tx = pool.begin().await?;
+    let user = load_for_update(&mut tx, &username).await?;
+    let row = sqlx::query(&format!(
+        "UPDATE users SET password_hash = $2, must_change_password = $3, session_epoch = session_epoch + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(user.id)
+    .bind(digest.as_str())
+    .bind(must_change_password)
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = from_row(&row)?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserPasswordReset,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "must_change_password": must_change_password }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated.summary())
+}
+
+/// A user changes their own password. Returns the user as updated; the caller
+/// moves its own session to the new epoch, which ends every other session.
+pub async fn change_own_password(
+    pool: &PgPool,
+    user: &UserRecord,
+    current: String,
+    new: String,
+    confirmation: String,
+) -> Result<UserRecord, ServiceError> {
+    check_new_password(&user.username, &new, &confirmation)
+        .map_err(|e| ServiceError::invalid("New password", e))?;
+    if current == new {
+        return Err(ServiceError::invalid(
+            "New password",
+            "must differ from the current password",
+        ));
+    }
+    if !passwords::verify(current, Some(user.password.clone())).await? {
+        return Err(ServiceError::invalid("Current password", "is not correct"));
+    }
+    let digest = passwords::hash(new).await?;
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(&format!(
+        "UPDATE users SET password_hash = $2, must_change_password = FALSE, session_epoch = session_epoch + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(user.id)
+    .bind(digest.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = from_row(&row)?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            &user.actor(),
+            AuditAction::PasswordChanged,
+            format!("user:{}", user.username),
+            json!({ "username": user.username, "was_required": user.must_change_password, "other_sessions_ended": true }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}

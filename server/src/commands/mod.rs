@@ -1,0 +1,79 @@
+//! The subcommands. Each returns the process exit code; errors are printed once,
+//! in words, by [`run`].
+
+mod audit;
+mod serve;
+mod user;
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+use crate::startup::{self, StartupError};
+use crate::telemetry;
+use std::process::ExitCode;
+
+/// Exit code when the audit chain is broken.
+pub const EXIT_CHAIN_BROKEN: u8 = 1;
+/// Exit code for any other failure (bad configuration, database unreachable...).
+pub const EXIT_FAILURE: u8 = 3;
+
+/// A failure of a command, printed as `error: ...`.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("{0}")]
+    Service(String),
+    #[error("{0}")]
+    Input(String),
+}
+
+impl From<app::ssr::ServiceError> for CommandError {
+    fn from(e: app::ssr::ServiceError) -> Self {
+        CommandError::Service(e.to_string())
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve { listen } => serve::serve(settings, listen).await,
+        Command::Migrate => {
+            let pool = startup::connect(&settings).await?;
+            startup::migrate(&pool).await?;
+            println!(
+                "Database schema is up to date ({} migrations).",
+                startup::MIGRATOR.iter().count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(command) => {
+            let pool = ready_pool(&settings).await?;
+            user::run(&pool, command).await
+        }
+        Command::Audit(command) => {
+            let pool = ready_pool(&settings).await?;
+            audit::run(&pool, command).await
+        }
+    }
+}
+
+/// A pool on a migrated database.
+async fn ready_pool(settings: &Settings) -> Result<sqlx::PgPool, CommandError> {
+    let pool = startup::connect(settings).await?;
+    startup::migrate(&pool).await?;
+    Ok(pool)
+}

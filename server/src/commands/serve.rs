@@ -1,0 +1,65 @@
+//! `serve`: migrate, make sure an administrator exists, then serve.
+
+use super::CommandError;
+use crate::config::Settings;
+use crate::startup::{self, Application};
+use app::model::audit::AuditAction;
+use app::ssr::audit::{self, Actor, NewEvent};
+use app::ssr::bootstrap;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+pub async fn serve(
+    mut settings: Settings,
+    listen: Option<SocketAddr>,
+) -> Result<ExitCode, CommandError> {
+    if let Some(listen) = listen {
+        let default_public = format!("http://{}/", settings.listen);
+        settings.listen = listen;
+        if settings.public_url.as_str() == default_public {
+            settings.public_url = url::Url::parse(&format!("http://{listen}/"))
+                .map_err(|e| CommandError::Input(format!("--listen {listen}: {e}")))?;
+        }
+    }
+    let pool = startup::connect(&settings).await?;
+    startup::migrate(&pool).await?;
+    let app = Application::build(&settings, pool.clone()).await?;
+    let port = app.port();
+    let mut url = settings.public_url.clone();
+    if settings.listen.port() == 0 {
+        let _ = url.set_port(Some(port));
+    }
+
+    if let Some(password) = bootstrap::ensure_initial_admin(&pool).await? {
+        // Printed once, to the terminal only: it is not logged and not stored.
+        println!();
+        println!("  ┌─ First start: an administrator account was created ─────────────");
+        println!("  │  URL:       {url}");
+        println!("  │  Username:  {}", bootstrap::INITIAL_ADMIN);
+        println!("  │  Password:  {password}");
+        println!("  │  You must choose a new password at the first sign-in.");
+        println!("  └─────────────────────────────────────────────────────────────────");
+        println!();
+    }
+    audit::append_alone(
+        &pool,
+        NewEvent::new(
+            &Actor::System,
+            AuditAction::PortalStarted,
+            "portal",
+            json!({ "version": env!("CARGO_PKG_VERSION"), "listen": format!("{}:{port}", settings.listen.ip()), "public_url": url.as_str() }),
+        ),
+    )
+    .await?;
+    println!(
+        "Recovery Portal {} listening on http://{}:{port}/ (public URL {url})",
+        env!("CARGO_PKG_VERSION"),
+        settings.listen.ip()
+    );
+    tracing::info!(port, "serving");
+    app.run_until_stopped(startup::shutdown_signal())
+        .await
+        .map_err(|e| CommandError::Service(format!("server stopped: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}

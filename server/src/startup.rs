@@ -1,0 +1,211 @@
+//! Building and running the portal: database pool, migrations, and the HTTP server.
+
+use crate::config::Settings;
+use crate::web::{csrf, health, page_guard};
+use app::ssr::state::AuthSettings;
+use app::ssr::AppState;
+use app::{shell, App};
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Why the portal could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("session store: {0}")]
+    SessionStore(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Service(#[from] app::ssr::ServiceError),
+}
+
+/// Opens the connection pool and checks that the database answers. Connections
+/// are tested before use and a checkout waits at most three seconds, so the portal
+/// recovers on its own after the database restarts.
+pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
+    let url = settings.database_url.redacted();
+    let options = PgConnectOptions::from_str(settings.database_url.expose()).map_err(|source| {
+        StartupError::Connect {
+            url: url.clone(),
+            source,
+        }
+    })?;
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await
+        .map_err(|source| StartupError::Connect { url, source })
+}
+
+/// Applies the portal's migrations and the session store's schema.
+pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
+    MIGRATOR.run(pool).await?;
+    PostgresStore::new(pool.clone())
+        .migrate()
+        .await
+        .map_err(|e| StartupError::SessionStore(e.to_string()))?;
+    Ok(())
+}
+
+/// The HTTP server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and assembles the routes.
+    pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen.to_string(),
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen.to_string(),
+            source,
+        })?;
+
+        let state = AppState {
+            pool: pool.clone(),
+            auth: Arc::new(AuthSettings {
+                idle_timeout: chrono::Duration::minutes(settings.session_idle_minutes),
+                absolute_lifetime: chrono::Duration::hours(settings.session_lifetime_hours),
+                ..AuthSettings::default()
+            }),
+        };
+
+        let store = PostgresStore::new(pool.clone());
+        store
+            .migrate()
+            .await
+            .map_err(|e| StartupError::SessionStore(e.to_string()))?;
+        let cleaner = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cleaner
+                .continuously_delete_expired(tokio::time::Duration::from_secs(600))
+                .await
+            {
+                tracing::warn!(error = %e, "expired-session cleanup stopped");
+            }
+        });
+        let sessions = SessionManagerLayer::new(store)
+            .with_name("portal_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(settings.secure_cookies())
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+                settings.session_idle_minutes,
+            )));
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name(Arc::<str>::from("recovery-portal"))
+            .site_root(Arc::<str>::from(
+                settings.site_root.to_string_lossy().as_ref(),
+            ))
+            .site_pkg_dir(Arc::<str>::from("pkg"))
+            .site_addr(addr)
+            .build();
+        let routes = generate_route_list(App);
+        let context_state = state.clone();
+        let pages = Router::new()
+            .leptos_routes_with_context(
+                &leptos_options,
+                routes,
+                move || provide_context(context_state.clone()),
+                {
+                    let options = leptos_options.clone();
+                    move || shell(options.clone())
+                },
+            )
+            .fallback(leptos_axum::file_and_error_handler(shell))
+            .with_state(leptos_options)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                page_guard::guard,
+            ))
+            .layer(sessions);
+
+        let public_origin: Arc<str> = Arc::from(settings.public_origin());
+        let router = Router::new()
+            .route("/healthz", get(health::healthz).with_state(pool))
+            .merge(pages)
+            .layer(axum::middleware::from_fn_with_state(
+                public_origin,
+                csrf::protect,
+            ))
+            .layer(TraceLayer::new_for_http());
+
+        Ok(Self { listener, router })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests under way.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
