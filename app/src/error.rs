@@ -71,12 +71,22 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        match value {
+        let error = match value {
             ServerFnErrorErr::Args(msg) => AppError::invalid("request", msg),
             ServerFnErrorErr::MissingArg(arg) => {
                 AppError::invalid(arg, "is missing from the request")
             }
             other => AppError::Transport(other.to_string()),
+        };
+        // On the server this is a request the function could not even decode:
+        // answer 400, not the default 500.
+        #[cfg(feature = "ssr")]
+        if let (AppError::Invalid { .. }, Some(response)) = (
+            &error,
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        ) {
+            response.set_status(http::StatusCode::BAD_REQUEST);
         }
+        error
     }
 }

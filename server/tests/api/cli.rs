@@ -1,0 +1,200 @@
+//! The `recovery-portal` binary, run as an operator would run it.
+
+use crate::audit_store::tamper;
+use sqlx::PgPool;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// The URL of the test's own database.
+async fn database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut url =
+        url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests"))
+            .unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+fn portal(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn users_are_managed_from_the_command_line(pool: PgPool) {
+    let db = database_url(&pool).await;
+    let out = portal(
+        &db,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        Some("a long enough passphrase\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Created user bob with role operator.\n");
+
+    let out = portal(&db, &["user", "role", "bob", "supervisor"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = portal(&db, &["user", "disable", "bob"], None);
+    assert!(out.status.success());
+    let out = portal(&db, &["user", "list"], None);
+    let listing = stdout(&out);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("bob") && l.contains("supervisor") && l.contains("disabled")),
+        "{listing}"
+    );
+    let out = portal(&db, &["user", "enable", "bob"], None);
+    assert!(out.status.success());
+    let out = portal(
+        &db,
+        &["user", "passwd", "bob", "--password-stdin"],
+        Some("another long passphrase\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let actors: Vec<String> = sqlx::query_scalar("SELECT DISTINCT actor FROM audit_events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(actors.iter().all(|a| a.starts_with("cli:")), "{actors:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn command_line_errors_are_clear(pool: PgPool) {
+    let db = database_url(&pool).await;
+    let out = portal(
+        &db,
+        &["user", "add", "bob", "--role", "boss", "--password-stdin"],
+        Some("a long enough passphrase\n"),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("Role: unknown role \"boss\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = portal(
+        &db,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        Some(""),
+    );
+    assert!(
+        stderr(&out).contains("no password on standard input"),
+        "{}",
+        stderr(&out)
+    );
+    let out = portal(&db, &["user", "disable", "ghost"], None);
+    assert!(
+        stderr(&out).contains("There is no user named ghost."),
+        "{}",
+        stderr(&out)
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["migrate"])
+        .env("DATABASE_URL", &db)
+        .env("PORTAL_SESSION_IDLE_MINUTES", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(
+        stderr(&bad).contains("`session_idle_minutes`"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn audit_verify_reports_the_altered_event(pool: PgPool) {
+    let db = database_url(&pool).await;
+    for name in ["ann", "ben", "cat"] {
+        let out = portal(
+            &db,
+            &["user", "add", name, "--role", "auditor", "--password-stdin"],
+            Some("a long enough passphrase\n"),
+        );
+        assert!(out.status.success());
+    }
+    let out = portal(&db, &["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("audit chain intact: 3 events verified"),
+        "{}",
+        stdout(&out)
+    );
+
+    tamper(
+        &pool,
+        "UPDATE audit_events SET actor = 'someone-else' WHERE id = 2",
+    )
+    .await;
+    let out = portal(&db, &["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("audit chain BROKEN at event 2:"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "user", "audit"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["user", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["add", "list", "disable", "enable", "passwd", "role"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Black-box tests of the real server and binary, each on its own database
+//! (`#[sqlx::test]` creates one per test from DATABASE_URL and applies `migrations/`).
+//! One test binary, so linking happens once.
+
+mod audit_store;
+mod auth;
+mod cli;
+mod health;
+mod helpers;
+mod pages;
+mod roles;
+mod users;
