@@ -51,6 +51,7 @@ pub enum StartupError {
 /// recovers on its own after the database restarts.
 pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
     let url = settings.database_url.redacted();
+    ensure_database(settings).await?;
     let options = PgConnectOptions::from_str(settings.database_url.expose()).map_err(|source| {
         StartupError::Connect {
             url: url.clone(),
@@ -64,6 +65,29 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
         .connect_with(options)
         .await
         .map_err(|source| StartupError::Connect { url, source })
+}
+
+/// Creates the configured database if the server does not have it yet, so a first
+/// start needs nothing but a reachable PostgreSQL.
+async fn ensure_database(settings: &Settings) -> Result<(), StartupError> {
+    use sqlx::migrate::MigrateDatabase;
+    let url = settings.database_url.expose();
+    let exists = sqlx::Postgres::database_exists(url)
+        .await
+        .map_err(|source| StartupError::Connect {
+            url: settings.database_url.redacted(),
+            source,
+        })?;
+    if !exists {
+        tracing::info!(database = %settings.database_url.redacted(), "creating the database");
+        sqlx::Postgres::create_database(url)
+            .await
+            .map_err(|source| StartupError::Connect {
+                url: settings.database_url.redacted(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Applies the portal's migrations and the session store's schema.

@@ -40,7 +40,7 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
     };
     view! {
         <tr data-username=row_name>
-            <td data-label="User"><strong>{label_name}</strong>{is_me.then(|| " (you)")}</td>
+            <td data-label="User"><strong>{label_name}</strong>{is_me.then_some(" (you)")}</td>
             <td data-label="Role">{user.role.as_str()}</td>
             <td data-label="Status"><span class=format!("status status-{}", if user.disabled { "off" } else { "on" })>{status}</span></td>
             <td data-label="Last sign-in">{when(user.last_sign_in_at)}</td>

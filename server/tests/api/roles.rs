@@ -22,7 +22,10 @@ const TEMP: &str = "temporary passphrase 1";
 
 /// Path, who is admitted, and arguments that make an admitted call succeed or fail
 /// only on its merits.
-const MATRIX: &[(&str, Admits, &[(&str, &str)])] = &[
+/// Form arguments of a call.
+type Form = &'static [(&'static str, &'static str)];
+
+const MATRIX: &[(&str, Admits, Form)] = &[
     ("/api/auth/me", Admits::Anyone, &[]),
     (
         "/api/auth/sign_in",

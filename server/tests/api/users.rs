@@ -96,7 +96,8 @@ async fn an_admin_manages_a_user_through_its_life(pool: PgPool) {
 async fn bad_input_is_refused_with_the_field_named(pool: PgPool) {
     let app = spawn_app(pool).await;
     let admin = app.signed_in("chief", Role::Admin).await;
-    let cases: [(&str, &[(&str, &str)], StatusCode, &str); 6] = [
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Form, StatusCode, &str); 6] = [
         (
             "/api/users/create",
             &[

@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 /// The advisory lock key that serialises appends ("audit" in ASCII). Held until the
 /// appending transaction ends, so the next appender sees this event as the head.
-const APPEND_LOCK: i64 = 0x6175_6469_74;
+const APPEND_LOCK: i64 = 0x0061_7564_6974;
 
 /// Who caused an event.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,181 @@
+import { test, expect, Page, Browser } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+
+const ADMIN_PASSWORD = 'admin chose this passphrase';
+const OPERATOR_TEMP = 'temporary for olga 1';
+const OPERATOR_PASSWORD = 'olga picked her own phrase';
+
+function initialAdminPassword(): string {
+  const log = readFileSync(process.env.PORTAL_LOG!, 'utf8');
+  const m = log.match(/Password:\s+(\S+)/);
+  if (!m) throw new Error(`no initial password in the portal's output:\n${log}`);
+  return m[1];
+}
+
+/** Fails the test on any uncaught error in the page (a broken hydration shows up here). */
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+/** Waits until the page is hydrated: the "Show password" toggle only works then. */
+async function waitForHydration(page: Page) {
+  const password = page.getByLabel('Password', { exact: true });
+  await expect(async () => {
+    await page.getByLabel('Show password').check();
+    await expect(password).toHaveAttribute('type', 'text', { timeout: 500 });
+  }).toPass();
+  await page.getByLabel('Show password').uncheck();
+  await expect(password).toHaveAttribute('type', 'password');
+}
+
+async function signIn(page: Page, username: string, password: string) {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function newPage(browser: Browser, width = 1280, height = 900) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  return context.newPage();
+}
+
+test.describe.serial('Recovery Portal', () => {
+  test('first sign-in forces the admin to choose a password', async ({ browser }) => {
+    const page = await newPage(browser);
+    const errors = watchErrors(page);
+    await page.goto('/');
+    await expect(page).toHaveURL(/\/login$/);
+    await signIn(page, 'admin', initialAdminPassword());
+    await expect(page).toHaveURL(/\/account$/);
+    await expect(page.getByTestId('must-change')).toBeVisible();
+
+    await page.getByLabel('Current password').fill(initialAdminPassword());
+    await page.getByLabel('New password', { exact: true }).fill(ADMIN_PASSWORD);
+    await page.getByLabel('Repeat new password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect(page.getByText('Your password has been changed.')).toBeVisible();
+
+    await page.goto('/');
+    await expect(page.getByTestId('home-username')).toHaveText('admin');
+    await expect(page.getByTestId('home-role')).toHaveText('admin');
+    await expect(page.getByText('manage users and their roles')).toBeVisible();
+    expect(errors).toEqual([]);
+  });
+
+  test('a wrong password gets the same message as an unknown user', async ({ browser }) => {
+    const page = await newPage(browser);
+    await signIn(page, 'admin', 'not the right one at all');
+    await expect(page.getByRole('alert')).toHaveText('Invalid username or password.');
+    await signIn(page, 'nobody-here', 'not the right one at all');
+    await expect(page.getByRole('alert')).toHaveText('Invalid username or password.');
+    await expect(page).toHaveURL(/\/login$/);
+  });
+
+  test('the admin creates an operator', async ({ browser }) => {
+    const page = await newPage(browser);
+    const errors = watchErrors(page);
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await expect(page.getByTestId('home-username')).toHaveText('admin');
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+
+    const form = page.locator('form', { has: page.getByRole('button', { name: 'Create user' }) });
+    await form.getByLabel('Username').fill('olga');
+    await form.getByLabel('Role').selectOption('operator');
+    await form.getByLabel('Temporary password').fill(OPERATOR_TEMP);
+    await form.getByRole('button', { name: 'Create user' }).click();
+    await expect(page.getByText('User created.')).toBeVisible();
+    const row = page.locator('tr[data-username="olga"]');
+    await expect(row).toContainText('operator');
+    await expect(row).toContainText('must change password');
+    expect(errors).toEqual([]);
+  });
+
+  test('the operator chooses a password, gets 403 on Users, and signs out', async ({ browser }) => {
+    const page = await newPage(browser);
+    const errors = watchErrors(page);
+    await signIn(page, 'olga', OPERATOR_TEMP);
+    await expect(page).toHaveURL(/\/account$/);
+    await page.getByLabel('Current password').fill(OPERATOR_TEMP);
+    await page.getByLabel('New password', { exact: true }).fill(OPERATOR_PASSWORD);
+    await page.getByLabel('Repeat new password').fill(OPERATOR_PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect(page.getByText('Your password has been changed.')).toBeVisible();
+
+    await page.goto('/');
+    await expect(page.getByTestId('home-role')).toHaveText('operator');
+    await expect(page.getByRole('link', { name: 'Users', exact: true })).toHaveCount(0);
+
+    const response = await page.goto('/users');
+    expect(response?.status()).toBe(403);
+    await expect(page.getByRole('heading', { name: '403 · Not allowed' })).toBeVisible();
+
+    await page.goto('/');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect(page).toHaveURL(/\/login$/);
+    await page.goto('/');
+    await expect(page).toHaveURL(/\/login$/);
+    expect(errors).toEqual([]);
+  });
+
+  test('five failed attempts block further sign-ins for that username', async ({ browser }) => {
+    const page = await newPage(browser);
+    for (let i = 0; i < 5; i++) {
+      await signIn(page, 'olga', `wrong guess number ${i}`);
+      await expect(page.getByRole('alert')).toHaveText('Invalid username or password.');
+    }
+    await signIn(page, 'olga', OPERATOR_PASSWORD);
+    await expect(page.getByRole('alert')).toContainText('Too many failed sign-in attempts for this username');
+    await expect(page).toHaveURL(/\/login$/);
+  });
+
+  test('sign-in works from the keyboard alone', async ({ browser }) => {
+    const page = await newPage(browser);
+    await page.goto('/login');
+    await waitForHydration(page);
+    await page.getByLabel('Username').focus();
+    await page.keyboard.type('admin');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ADMIN_PASSWORD);
+    await page.keyboard.press('Enter');
+    await expect(page.getByTestId('home-username')).toHaveText('admin');
+  });
+
+  test('pages fit a 390 px wide phone', async ({ browser }) => {
+    const page = await newPage(browser, 390, 844);
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await expect(page.getByTestId('home-username')).toHaveText('admin');
+    for (const path of ['/', '/users', '/audit', '/account']) {
+      await page.goto(path);
+      await expect(page.locator('main h1')).toBeVisible();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `horizontal overflow on ${path}`).toBeLessThanOrEqual(0);
+    }
+    await page.goto('/users');
+    await page.screenshot({ path: '../target/e2e-results/users-390.png', fullPage: true });
+  });
+
+  test('the audit page shows what happened, filtered by actor and action', async ({ browser }) => {
+    const page = await newPage(browser);
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await expect(page.getByTestId('home-username')).toHaveText('admin');
+    await page.getByRole('link', { name: 'Audit', exact: true }).click();
+    await expect(page.getByRole('heading', { name: 'Audit trail' })).toBeVisible();
+    await expect(page.locator('table.audit-table')).toContainText('user.created');
+    await page.getByLabel('Actor').fill('olga');
+    await page.getByLabel('Action').selectOption('auth.sign_in_throttled');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(/actor=olga/);
+    const rows = page.locator('table.audit-table tbody tr');
+    await expect(rows.first()).toContainText('auth.sign_in_throttled');
+    for (const text of await rows.allInnerTexts()) {
+      expect(text).toContain('olga');
+      expect(text).toContain('auth.sign_in_throttled');
+    }
+    await page.screenshot({ path: '../target/e2e-results/audit-1280.png', fullPage: true });
+  });
+});
