@@ -150,6 +150,9 @@ impl Application {
             .with_same_site(SameSite::Lax)
             .with_secure(settings.secure_cookies())
             .with_path("/")
+            // Idle expiry must slide with activity: without this, tower-sessions only
+            // extends the expiry when the session data changes.
+            .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
                 settings.session_idle_minutes,
             )));

@@ -42,7 +42,7 @@ pub fn LoginPage() -> impl IntoView {
                     />
                     "Show password"
                 </label>
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <button type="submit" disabled=move || pending.get()>"Sign in"</button>
             </ActionForm>
             <ActionResult value=auth.sign_in.value()/>

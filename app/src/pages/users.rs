@@ -45,6 +45,7 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
             <td data-label="Status"><span class=format!("status status-{}", if user.disabled { "off" } else { "on" })>{status}</span></td>
             <td data-label="Last sign-in">{when(user.last_sign_in_at)}</td>
             <td data-label="Actions" class="row-actions">
+                {is_me.then_some(view! { <span class="muted">"Use Account for your own password; another admin changes your role."</span> })}
                 {(!is_me).then(move || {
                     let role_id = format!("role-{name}");
                     let role_label = format!("New role for {name}");

@@ -58,7 +58,7 @@ pub async fn resolve(
     let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? else {
         return Ok(None);
     };
-    if Utc::now() - auth.signed_in_at > state.auth.absolute_lifetime {
+    if outlived(auth.signed_in_at, Utc::now(), state.auth.absolute_lifetime) {
         session.flush().await?;
         return Ok(None);
     }
@@ -71,8 +71,36 @@ pub async fn resolve(
     }
 }
 
+/// Whether a session signed in at `signed_in_at` has passed its absolute lifetime.
+pub fn outlived(
+    signed_in_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    lifetime: chrono::Duration,
+) -> bool {
+    now - signed_in_at >= lifetime
+}
+
 /// Ends the session: its record is deleted and the cookie cleared.
 pub async fn end(session: &Session) -> Result<(), ServiceError> {
     session.flush().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outlived;
+    use chrono::{Duration, Utc};
+
+    #[test]
+    fn a_session_ends_at_its_absolute_lifetime_however_active() {
+        let t0 = Utc::now();
+        let twelve_hours = Duration::hours(12);
+        assert!(!outlived(
+            t0,
+            t0 + Duration::hours(11) + Duration::minutes(59),
+            twelve_hours
+        ));
+        assert!(outlived(t0, t0 + twelve_hours, twelve_hours));
+        assert!(outlived(t0, t0 + Duration::days(3), twelve_hours));
+    }
 }

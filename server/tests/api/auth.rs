@@ -87,6 +87,28 @@ async fn session_idle_expiry_follows_the_setting(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn activity_slides_the_idle_expiry(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let b = app.signed_in("alice", Role::Operator).await;
+    let expiry = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "SELECT expiry_date FROM tower_sessions.session",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let first = expiry().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(b.me().await.as_deref(), Some("alice"));
+    let second = expiry().await;
+    assert!(
+        second > first,
+        "a request must push the idle expiry: {first} -> {second}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn unknown_user_and_wrong_password_look_the_same(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.add_user("alice", Role::Operator).await;
