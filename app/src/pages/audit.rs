@@ -4,12 +4,14 @@
 use crate::api::audit::list_audit_events;
 use crate::components::guard::Guarded;
 use crate::components::notice::ErrorBox;
-use crate::model::audit::{AuditAction, AuditEventView};
+use crate::error::AppError;
+use crate::model::audit::{AuditAction, AuditEventView, AuditPage as AuditEvents};
 use crate::model::user::Me;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
+use leptos_router::params::ParamsMap;
 
 fn event_row(e: AuditEventView) -> impl IntoView {
     view! {
@@ -31,19 +33,12 @@ fn event_row(e: AuditEventView) -> impl IntoView {
     }
 }
 
-fn audit_page(_me: Me) -> AnyView {
-    let query = use_query_map();
-    let param = move |k: &str| query.read().get(k).filter(|v| !v.is_empty());
-    let events = Resource::new(
-        move || {
-            (
-                param("actor"),
-                param("action"),
-                param("before").and_then(|b| b.parse::<i64>().ok()),
-            )
-        },
-        |(actor, action, before)| list_audit_events(actor, action, before),
-    );
+fn query_param(query: Memo<ParamsMap>, key: &str) -> Option<String> {
+    query.read().get(key).filter(|v| !v.is_empty())
+}
+
+fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppError>>) -> AnyView {
+    let param = move |k: &str| query_param(query, k);
     let older_link = move |before: i64| {
         let mut href = format!("/audit?before={before}");
         if let Some(a) = param("actor") {
@@ -115,7 +110,21 @@ fn urlencode(s: &str) -> String {
 }
 
 /// `/audit`
+///
+/// The resource is created before the guard suspends, so that server and browser
+/// create it in the same order (hydration depends on it).
 #[component]
 pub fn AuditPage() -> impl IntoView {
-    view! { <Guarded view=audit_page/> }
+    let query = use_query_map();
+    let events = Resource::new(
+        move || {
+            (
+                query_param(query, "actor"),
+                query_param(query, "action"),
+                query_param(query, "before").and_then(|b| b.parse::<i64>().ok()),
+            )
+        },
+        |(actor, action, before)| list_audit_events(actor, action, before),
+    );
+    view! { <Guarded view=move |_me: Me| audit_page(query, events)/> }
 }

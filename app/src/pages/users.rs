@@ -5,6 +5,7 @@ use crate::api::users::{
 };
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
+use crate::error::AppError;
 use crate::model::password::MIN_PASSWORD_CHARS;
 use crate::model::user::{Me, UserSummary};
 use crate::model::Role;
@@ -93,26 +94,11 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
     }
 }
 
-fn users_page(me: Me) -> AnyView {
-    let actions = UserActions {
-        create: ServerAction::new(),
-        disable: ServerAction::new(),
-        enable: ServerAction::new(),
-        reset: ServerAction::new(),
-        role: ServerAction::new(),
-    };
-    let users = Resource::new(
-        move || {
-            (
-                actions.create.version().get(),
-                actions.disable.version().get(),
-                actions.enable.version().get(),
-                actions.reset.version().get(),
-                actions.role.version().get(),
-            )
-        },
-        |_| list_users(),
-    );
+fn users_page(
+    me: Me,
+    actions: UserActions,
+    users: Resource<Result<Vec<UserSummary>, AppError>>,
+) -> AnyView {
     let me_name = me.username.clone();
     view! {
         <Title text="Users · Recovery Portal"/>
@@ -165,7 +151,29 @@ fn users_page(me: Me) -> AnyView {
 }
 
 /// `/users`
+///
+/// The actions and the resource are created here, before the guard suspends, so
+/// that server and browser create them in the same order (hydration depends on it).
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    view! { <Guarded view=users_page/> }
+    let actions = UserActions {
+        create: ServerAction::new(),
+        disable: ServerAction::new(),
+        enable: ServerAction::new(),
+        reset: ServerAction::new(),
+        role: ServerAction::new(),
+    };
+    let users = Resource::new(
+        move || {
+            (
+                actions.create.version().get(),
+                actions.disable.version().get(),
+                actions.enable.version().get(),
+                actions.reset.version().get(),
+                actions.role.version().get(),
+            )
+        },
+        |_| list_users(),
+    );
+    view! { <Guarded view=move |me| users_page(me, actions, users)/> }
 }

@@ -59,6 +59,16 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// Computes the dummy hash ahead of the first sign-in, so that the first attempt
+/// with an unknown username takes no longer than any other.
+pub async fn warm_up() -> Result<(), ServiceError> {
+    tokio::task::spawn_blocking(|| {
+        dummy_hash();
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("warm-up task: {e}")))
+}
+
 /// Checks a password against a stored hash, or against a dummy hash when there is
 /// no user, so the answer takes comparable time either way.
 pub async fn verify(

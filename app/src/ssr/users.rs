@@ -205,6 +205,72 @@ pub async fn create(
     Ok(user.summary())
 }
 
+/// A change made to someone else's account. Every change ends that user's
+/// sessions, so it takes effect at once.
+enum AccountChange {
+    Disable,
+    Enable,
+    Role(Role),
+    Password {
+        digest: PasswordDigest,
+        must_change: bool,
+    },
+}
+
+/// Applies `change` to the user and records it, in one transaction.
+async fn apply_change(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &Username,
+    change: AccountChange,
+) -> Result<UserSummary, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let user = load_for_update(&mut tx, username).await?;
+    let name = username.as_str();
+    let (set, action, details) = match &change {
+        AccountChange::Disable => (
+            "disabled = TRUE",
+            AuditAction::UserDisabled,
+            json!({ "username": name, "was_disabled": user.disabled }),
+        ),
+        AccountChange::Enable => (
+            "disabled = FALSE",
+            AuditAction::UserEnabled,
+            json!({ "username": name, "was_disabled": user.disabled }),
+        ),
+        AccountChange::Role(role) => (
+            "role = $2",
+            AuditAction::UserRoleChanged,
+            json!({ "username": name, "from": user.role.as_str(), "to": role.as_str() }),
+        ),
+        AccountChange::Password { must_change, .. } => (
+            "password_hash = $2, must_change_password = $3",
+            AuditAction::UserPasswordReset,
+            json!({ "username": name, "must_change_password": must_change }),
+        ),
+    };
+    let sql = format!(
+        "UPDATE users SET {set}, session_epoch = session_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let mut query = sqlx::query(&sql).bind(user.id);
+    match &change {
+        AccountChange::Role(role) => query = query.bind(role.as_str()),
+        AccountChange::Password {
+            digest,
+            must_change,
+        } => query = query.bind(digest.as_str()).bind(*must_change),
+        AccountChange::Disable | AccountChange::Enable => {}
+    }
+    let updated = from_row(&query.fetch_one(&mut *tx).await?)?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(actor, action, format!("user:{name}"), details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated.summary())
+}
+
 /// Disables or enables a user. Disabling ends all of the user's sessions.
 pub async fn set_disabled(
     pool: &PgPool,
@@ -218,33 +284,12 @@ pub async fn set_disabled(
         &username,
         if disabled { "disable" } else { "enable" },
     )?;
-    let mut tx = pool.begin().await?;
-    let user = load_for_update(&mut tx, &username).await?;
-    let row = sqlx::query(&format!(
-        "UPDATE users SET disabled = $2, session_epoch = session_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(user.id)
-    .bind(disabled)
-    .fetch_one(&mut *tx)
-    .await?;
-    let updated = from_row(&row)?;
-    let action = if disabled {
-        AuditAction::UserDisabled
+    let change = if disabled {
+        AccountChange::Disable
     } else {
-        AuditAction::UserEnabled
+        AccountChange::Enable
     };
-    audit::append(
-        &mut tx,
-        NewEvent::new(
-            actor,
-            action,
-            format!("user:{username}"),
-            json!({ "username": username.as_str(), "was_disabled": user.disabled }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.summary())
+    apply_change(pool, actor, &username, change).await
 }
 
 /// Changes a user's role. The user's sessions end, so the new role applies at once.
@@ -256,28 +301,7 @@ pub async fn set_role(
 ) -> Result<UserSummary, ServiceError> {
     let username = parse_username(username)?;
     refuse_self(actor, &username, "change the role of")?;
-    let mut tx = pool.begin().await?;
-    let user = load_for_update(&mut tx, &username).await?;
-    let row = sqlx::query(&format!(
-        "UPDATE users SET role = $2, session_epoch = session_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(user.id)
-    .bind(role.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let updated = from_row(&row)?;
-    audit::append(
-        &mut tx,
-        NewEvent::new(
-            actor,
-            AuditAction::UserRoleChanged,
-            format!("user:{username}"),
-            json!({ "username": username.as_str(), "from": user.role.as_str(), "to": role.as_str() }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.summary())
+    apply_change(pool, actor, &username, AccountChange::Role(role)).await
 }
 
 /// Sets a user's password on someone else's behalf (an admin on the Users page, or
@@ -294,30 +318,16 @@ pub async fn reset_password(
     check_new_password(username.as_str(), &password, &password)
         .map_err(|e| ServiceError::invalid("Password", e))?;
     let digest = passwords::hash(password).await?;
-    let mut tx = pool.begin().await?;
-    let user = load_for_update(&mut tx, &username).await?;
-    let row = sqlx::query(&format!(
-        "UPDATE users SET password_hash = $2, must_change_password = $3, session_epoch = session_epoch + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(user.id)
-    .bind(digest.as_str())
-    .bind(must_change_password)
-    .fetch_one(&mut *tx)
-    .await?;
-    let updated = from_row(&row)?;
-    audit::append(
-        &mut tx,
-        NewEvent::new(
-            actor,
-            AuditAction::UserPasswordReset,
-            format!("user:{username}"),
-            json!({ "username": username.as_str(), "must_change_password": must_change_password }),
-        ),
+    apply_change(
+        pool,
+        actor,
+        &username,
+        AccountChange::Password {
+            digest,
+            must_change: must_change_password,
+        },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.summary())
+    .await
 }
 
 /// A user changes their own password. Returns the user as updated; the caller
