@@ -89,7 +89,8 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so that width and alignment work in tables (`user list`).
+        f.pad(self.as_str())
     }
 }
 

@@ -43,7 +43,7 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
         <tr data-username=row_name>
             <td data-label="User"><strong>{label_name}</strong>{is_me.then_some(" (you)")}</td>
             <td data-label="Role">{user.role.as_str()}</td>
-            <td data-label="Status"><span class=format!("status status-{}", if user.disabled { "off" } else { "on" })>{status}</span></td>
+            <td data-label="Status"><span class=format!("status status-{}", if user.disabled { "off" } else if user.must_change_password { "warn" } else { "on" })>{status}</span></td>
             <td data-label="Last sign-in">{when(user.last_sign_in_at)}</td>
             <td data-label="Actions" class="row-actions">
                 {is_me.then_some(view! { <span class="muted">"Use Account for your own password; another admin changes your role."</span> })}
