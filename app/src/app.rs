@@ -74,6 +74,17 @@ pub fn App() -> impl IntoView {
         change_password,
     });
 
+    // Effects run only in the browser, once the page is hydrated: the marker tells
+    // browser tests (and anyone curious) that the client has taken over.
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.body())
+        {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     Effect::new(move |_| {
         if let Some(Ok(next)) = sign_in.value().get() {
             reload_at(&next);

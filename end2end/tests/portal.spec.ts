@@ -29,7 +29,13 @@ test.afterEach(() => {
   expect(errors, 'errors in the browser').toEqual([]);
 });
 
-/** Waits until the page is hydrated: the "Show password" toggle only works then. */
+/** Opens a page and waits until the client has taken over (the app marks <body>). */
+async function gotoHydrated(page: Page, path: string) {
+  await page.goto(path);
+  await page.locator('body[data-hydrated]').waitFor();
+}
+
+/** Waits until the sign-in page is hydrated: the "Show password" toggle only works then. */
 async function waitForHydration(page: Page) {
   const password = page.getByLabel('Password', { exact: true });
   await expect(async () => {
@@ -121,7 +127,7 @@ test.describe.serial('Recovery Portal', () => {
     expect(response?.status()).toBe(403);
     await expect(page.getByRole('heading', { name: '403 · Not allowed' })).toBeVisible();
 
-    await page.goto('/');
+    await gotoHydrated(page, '/');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect(page).toHaveURL(/\/login$/);
     await page.goto('/');

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 ///
 /// Settings come from an optional TOML file and `PORTAL_<KEY>` environment
 /// variables (keys: listen, public_url, database_url, session_idle_minutes,
-/// session_lifetime_hours, site_root, log_format); the database from DATABASE_URL.
+/// session_lifetime_hours, site_root, runbooks_dir, log_format); the database from
+/// DATABASE_URL.
 #[derive(Debug, Parser)]
 #[command(name = "recovery-portal", version, propagate_version = true)]
 pub struct Cli {
@@ -41,6 +42,21 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Work with runbooks (the procedures as TOML files).
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+}
+
+/// Runbook commands.
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Check runbook files: each error names file, line and column. With no PATH,
+    /// checks the configured runbooks directory (`runbooks_dir`, default `runbooks`).
+    /// Exit 0 when all are valid, 1 when not.
+    Check {
+        /// Files or directories to check.
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// User administration from the command line. Every change is audited with the

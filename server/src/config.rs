@@ -16,14 +16,16 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The address users reach the portal at; `https` makes session cookies `Secure`.
     pub public_url: Url,
-    /// The PostgreSQL connection string.
-    pub database_url: DatabaseUrl,
+    /// The PostgreSQL connection string; only commands that use the database need it.
+    pub database_url: Option<DatabaseUrl>,
     /// Minutes of inactivity after which a session ends.
     pub session_idle_minutes: i64,
     /// Hours after sign-in after which a session ends, however active.
     pub session_lifetime_hours: i64,
     /// The built site (`target/site`): the wasm bundle, CSS and static files.
     pub site_root: PathBuf,
+    /// The directory of runbook files, loaded and checked at start.
+    pub runbooks_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -37,6 +39,7 @@ impl fmt::Debug for Settings {
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_lifetime_hours", &self.session_lifetime_hours)
             .field("site_root", &self.site_root)
+            .field("runbooks_dir", &self.runbooks_dir)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -132,6 +135,10 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "site_root",
+        expected: "a directory path",
+    },
+    Key {
+        name: "runbooks_dir",
         expected: "a directory path",
     },
     Key {
@@ -285,9 +292,9 @@ impl Settings {
                         found: DatabaseUrl::new(r.value.clone()).redacted(),
                     });
                 }
-                DatabaseUrl::new(r.value.trim())
+                Some(DatabaseUrl::new(r.value.trim()))
             }
-            None => return Err(ConfigError::NoDatabase),
+            None => None,
         };
         let int_in =
             |name: &'static str, default: i64, range: std::ops::RangeInclusive<i64>| match raw
@@ -309,6 +316,11 @@ impl Settings {
             Some(r) => return Err(bad("site_root", r)),
             None => PathBuf::from("target/site"),
         };
+        let runbooks_dir = match raw.get("runbooks_dir") {
+            Some(r) if !r.value.trim().is_empty() => PathBuf::from(r.value.trim()),
+            Some(r) => return Err(bad("runbooks_dir", r)),
+            None => PathBuf::from("runbooks"),
+        };
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -324,8 +336,14 @@ impl Settings {
             session_idle_minutes,
             session_lifetime_hours,
             site_root,
+            runbooks_dir,
             log_format,
         })
+    }
+
+    /// The database, for the commands that need one.
+    pub fn database(&self) -> Result<&DatabaseUrl, ConfigError> {
+        self.database_url.as_ref().ok_or(ConfigError::NoDatabase)
     }
 
     /// Whether session cookies must be `Secure`.
@@ -412,10 +430,8 @@ mod tests {
 
     #[test]
     fn database_is_required_and_never_printed_with_its_password() {
-        assert_eq!(
-            Settings::from_sources(None, &env(&[])).unwrap_err(),
-            ConfigError::NoDatabase
-        );
+        let without = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(without.database().unwrap_err(), ConfigError::NoDatabase);
         let err = Settings::from_sources(None, &env(&[("DATABASE_URL", "mysql://u:secret@h/db")]))
             .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");

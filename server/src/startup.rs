@@ -1,6 +1,6 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
-use crate::config::Settings;
+use crate::config::{ConfigError, DatabaseUrl, Settings};
 use crate::web::{csrf, health, page_guard};
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
@@ -44,20 +44,22 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Service(#[from] app::ssr::ServiceError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Opens the connection pool and checks that the database answers. Connections
 /// are tested before use and a checkout waits at most three seconds, so the portal
 /// recovers on its own after the database restarts.
 pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
-    let url = settings.database_url.redacted();
-    ensure_database(settings).await?;
-    let options = PgConnectOptions::from_str(settings.database_url.expose()).map_err(|source| {
-        StartupError::Connect {
+    let database = settings.database()?;
+    let url = database.redacted();
+    ensure_database(database).await?;
+    let options =
+        PgConnectOptions::from_str(database.expose()).map_err(|source| StartupError::Connect {
             url: url.clone(),
             source,
-        }
-    })?;
+        })?;
     PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(3))
@@ -69,21 +71,21 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
 
 /// Creates the configured database if the server does not have it yet, so a first
 /// start needs nothing but a reachable PostgreSQL.
-async fn ensure_database(settings: &Settings) -> Result<(), StartupError> {
+async fn ensure_database(database: &DatabaseUrl) -> Result<(), StartupError> {
     use sqlx::migrate::MigrateDatabase;
-    let url = settings.database_url.expose();
+    let url = database.expose();
     let exists = sqlx::Postgres::database_exists(url)
         .await
         .map_err(|source| StartupError::Connect {
-            url: settings.database_url.redacted(),
+            url: database.redacted(),
             source,
         })?;
     if !exists {
-        tracing::info!(database = %settings.database_url.redacted(), "creating the database");
+        tracing::info!(database = %database.redacted(), "creating the database");
         sqlx::Postgres::create_database(url)
             .await
             .map_err(|source| StartupError::Connect {
-                url: settings.database_url.redacted(),
+                url: database.redacted(),
                 source,
             })?;
     }

@@ -5,7 +5,7 @@ use crate::model::user::Me;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use crate::ssr::{authz, session, sign_in as sign_in_service, state::app_state, users};
+use crate::ssr::{authz, respond, session, sign_in as sign_in_service, state::app_state, users};
 
 /// The signed-in user, or `None`. Anyone may ask.
 #[server(prefix = "/api", endpoint = "auth/me")]
@@ -29,11 +29,13 @@ pub async fn sign_in(
     let state = app_state()?;
     let session = authz::current_session().await?;
     let user = sign_in_service::sign_in(&state, &session, &username, password).await?;
-    Ok(if user.must_change_password {
+    let target = if user.must_change_password {
         "/account".to_string()
     } else {
         safe_next(next.as_deref())
-    })
+    };
+    respond::redirect_plain_form(&target);
+    Ok(target)
 }
 
 /// Signs out. Harmless without a session.
@@ -41,7 +43,9 @@ pub async fn sign_in(
 pub async fn sign_out() -> Result<(), AppError> {
     let state = app_state()?;
     let session = authz::current_session().await?;
-    Ok(sign_in_service::sign_out(&state, &session).await?)
+    sign_in_service::sign_out(&state, &session).await?;
+    respond::redirect_plain_form("/login");
+    Ok(())
 }
 
 /// Changes the caller's own password and ends their other sessions. Any signed-in

@@ -7,12 +7,14 @@
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
 //! - [`bootstrap`]: the first administrator.
+//! - [`respond`]: answers that depend on how a server function was called.
 
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod error;
 pub mod passwords;
+pub mod respond;
 pub mod session;
 pub mod sign_in;
 pub mod state;

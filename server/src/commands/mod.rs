@@ -2,6 +2,7 @@
 //! in words, by [`run`].
 
 mod audit;
+mod runbook;
 mod serve;
 mod user;
 
@@ -27,6 +28,8 @@ pub enum CommandError {
     Service(String),
     #[error("{0}")]
     Input(String),
+    #[error("invalid runbooks; the portal does not start with them:\n{0}")]
+    Runbooks(String),
 }
 
 impl From<app::ssr::ServiceError> for CommandError {
@@ -68,6 +71,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             let pool = ready_pool(&settings).await?;
             audit::run(&pool, command).await
         }
+        Command::Runbook(command) => Ok(runbook::run(&settings, command)),
     }
 }
 

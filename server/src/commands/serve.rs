@@ -22,6 +22,8 @@ pub async fn serve(
                 .map_err(|e| CommandError::Input(format!("--listen {listen}: {e}")))?;
         }
     }
+    let runbooks = super::runbook::load_for_serve(&settings.runbooks_dir)?;
+    tracing::info!(count = runbooks.len(), dir = %settings.runbooks_dir.display(), "runbooks loaded");
     let pool = startup::connect(&settings).await?;
     startup::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone()).await?;

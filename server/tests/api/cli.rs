@@ -198,3 +198,65 @@ fn help_documents_every_subcommand() {
         assert!(help.contains(cmd), "{help}");
     }
 }
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("portal-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const BAD_RUNBOOK: &str = "id = \"bad\"\ntitle = \"Bad\"\ndescription = \"d\"\nexpected_duration_minutes = 5\n\n[[steps]]\nid = \"a\"\ntitle = \"A\"\nkind = \"ssh\"\nhost = \"db01\"\ncommand = \"true\"\n";
+
+#[test]
+fn runbook_check_accepts_the_shipped_runbooks_and_locates_errors() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["runbook", "check"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("12 runbooks valid\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dir = temp_dir("check");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, BAD_RUNBOOK).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["runbook", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!("{}:10:8: unknown host \"db01\"", bad.display());
+    assert!(stdout(&out).starts_with(&expected), "{}", stdout(&out));
+}
+
+#[test]
+fn serve_refuses_to_start_on_an_invalid_runbook() {
+    let dir = temp_dir("serve");
+    std::fs::write(dir.join("bad.toml"), BAD_RUNBOOK).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PORTAL_RUNBOOKS_DIR", &dir)
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/never-reached",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid runbooks; the portal does not start with them"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:10:8: unknown host \"db01\""),
+        "{err}"
+    );
+}

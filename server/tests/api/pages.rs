@@ -83,3 +83,39 @@ async fn a_pending_password_change_leads_to_account(pool: PgPool) {
     );
     assert_eq!(b.get("/account").await.status(), StatusCode::OK);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_in_and_out_work_without_javascript(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.add_user("olga", Role::Operator).await;
+    let b = app.browser();
+    let form = |path: &str, body: &[(&str, &str)]| {
+        b.http
+            .post(format!("{}{}", app.base, path))
+            .header("accept", "text/html")
+            .header("referer", format!("{}/login", app.base))
+            .form(body)
+            .send()
+    };
+    let r = form(
+        "/api/auth/sign_in",
+        &[
+            ("username", "olga"),
+            ("password", PASSWORD),
+            ("next", "/account"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status(), location(&r)),
+        (StatusCode::SEE_OTHER, "/account".to_string())
+    );
+    assert_eq!(b.me().await.as_deref(), Some("olga"));
+    let r = form("/api/auth/sign_out", &[]).await.unwrap();
+    assert_eq!(
+        (r.status(), location(&r)),
+        (StatusCode::SEE_OTHER, "/login".to_string())
+    );
+    assert_eq!(b.me().await, None);
+}

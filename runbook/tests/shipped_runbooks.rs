@@ -1,0 +1,126 @@
+//! The runbooks shipped in `runbooks/`: all twelve procedures load, and exactly the
+//! steps the procedure document marks destructive are marked destructive.
+
+use runbook::model::StepAction;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn shipped() -> Vec<runbook::Runbook> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    match runbook::load_dir(&dir) {
+        Ok(rbs) => rbs,
+        Err(d) => panic!(
+            "shipped runbooks are invalid:\n{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+#[test]
+fn all_twelve_procedures_are_runbooks() {
+    let ids: Vec<String> = shipped().into_iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "esc-vm-start",
+            "cps-backup",
+            "restore-cluman",
+            "restore-patches",
+            "restore-cron",
+            "redeploy-pcrfclient01",
+            "redeploy-pcrfclient02",
+            "redeploy-sessionmgr",
+            "redeploy-lb-qns",
+            "restore-database",
+            "restore-subsystem",
+            "verify-recovery",
+        ]
+    );
+}
+
+#[test]
+fn destructive_steps_are_those_the_procedures_mark() {
+    // From ../shared/cps-recovery-procedures.md, procedure by procedure.
+    let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        (
+            "esc-vm-start",
+            vec![
+                "restart-master-esc",
+                "restore-syslog-master",
+                "restore-syslog-standby",
+            ],
+        ),
+        ("cps-backup", vec!["stop-cluman"]),
+        (
+            "restore-cluman",
+            vec![
+                "create-cluman",
+                "rebuild-cluman",
+                "import-config",
+                "restore-mongo",
+            ],
+        ),
+        ("restore-patches", vec!["stop-all", "reinit"]),
+        ("restore-cron", vec!["install-crontab"]),
+        (
+            "redeploy-pcrfclient01",
+            vec!["import-config", "recreate-vm", "recreate-svn-repo"],
+        ),
+        ("redeploy-pcrfclient02", vec!["recreate-vm"]),
+        (
+            "redeploy-sessionmgr",
+            vec!["recreate-vm", "restore-session-db"],
+        ),
+        (
+            "redeploy-lb-qns",
+            vec!["import-lb-config", "import-qns-config", "recreate-vm"],
+        ),
+        ("restore-database", vec!["import-mongo"]),
+        ("restore-subsystem", vec!["import"]),
+        ("verify-recovery", vec![]),
+    ]);
+    for rb in shipped() {
+        let marked: Vec<&str> = rb
+            .steps
+            .iter()
+            .filter(|s| s.destructive)
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(marked, expected[rb.id.as_str()], "{}", rb.id);
+    }
+}
+
+#[test]
+fn state_changing_commands_are_never_left_unmarked() {
+    // A guard against a new step that stops, wipes or replaces something without
+    // being marked: these command words always need an approval.
+    let dangerous = [
+        "monit stop",
+        "reinit.sh",
+        "-a import",
+        "crontab /",
+        "rm -fr",
+        "rm -rf",
+        "mongorestore",
+        "escadm restart",
+        "vm-action STOP",
+    ];
+    for rb in shipped() {
+        for step in &rb.steps {
+            let command = match &step.action {
+                StepAction::Ssh(c) | StepAction::Esc(c) => c.command.source().to_string(),
+                _ => continue,
+            };
+            if dangerous.iter().any(|d| command.contains(d)) {
+                assert!(
+                    step.destructive,
+                    "{}/{}: `{command}` must be destructive",
+                    rb.id, step.id
+                );
+            }
+        }
+    }
+}
