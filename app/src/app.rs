@@ -4,7 +4,9 @@ use crate::api::auth::{current_user, ChangePassword, SignIn, SignOut};
 use crate::components::nav::NavBar;
 use crate::error::AppError;
 use crate::model::user::Me;
-use crate::pages::{AccountPage, AuditPage, HomePage, LoginPage, NotFound, UsersPage};
+use crate::pages::{
+    AccountPage, AuditPage, HomePage, LoginPage, NotFound, RunbookPage, RunbooksPage, UsersPage,
+};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
@@ -108,6 +110,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=AccountPage/>
                     <Route path=path!("/users") view=UsersPage/>
                     <Route path=path!("/audit") view=AuditPage/>
+                    <Route path=path!("/runbooks") view=RunbooksPage/>
+                    <Route path=path!("/runbooks/:id") view=RunbookPage/>
                 </Routes>
             </main>
         </Router>

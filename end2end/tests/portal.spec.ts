@@ -69,6 +69,7 @@ test.describe.serial('Recovery Portal', () => {
     await signIn(page, 'admin', initialAdminPassword());
     await expect(page).toHaveURL(/\/account$/);
     await expect(page.getByTestId('must-change')).toBeVisible();
+    await page.locator('body[data-hydrated]').waitFor();
 
     await page.getByLabel('Current password').fill(initialAdminPassword());
     await page.getByLabel('New password', { exact: true }).fill(ADMIN_PASSWORD);
@@ -97,6 +98,7 @@ test.describe.serial('Recovery Portal', () => {
     await expect(page.getByTestId('home-username')).toHaveText('admin');
     await page.getByRole('link', { name: 'Users', exact: true }).click();
     await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+    await page.locator('body[data-hydrated]').waitFor();
 
     const form = page.locator('form', { has: page.getByRole('button', { name: 'Create user' }) });
     await form.getByLabel('Username').fill('olga');
@@ -113,6 +115,7 @@ test.describe.serial('Recovery Portal', () => {
     const page = await newPage(browser);
     await signIn(page, 'olga', OPERATOR_TEMP);
     await expect(page).toHaveURL(/\/account$/);
+    await page.locator('body[data-hydrated]').waitFor();
     await page.getByLabel('Current password').fill(OPERATOR_TEMP);
     await page.getByLabel('New password', { exact: true }).fill(OPERATOR_PASSWORD);
     await page.getByLabel('Repeat new password').fill(OPERATOR_PASSWORD);
@@ -122,6 +125,13 @@ test.describe.serial('Recovery Portal', () => {
     await page.goto('/');
     await expect(page.getByTestId('home-role')).toHaveText('operator');
     await expect(page.getByRole('link', { name: 'Users', exact: true })).toHaveCount(0);
+
+    await page.getByRole('link', { name: 'Runbooks', exact: true }).click();
+    await expect(page.locator('li.runbook-card')).toHaveCount(12);
+    await page.getByRole('link', { name: '4. Restore cron jobs' }).click();
+    const install = page.locator('li.step[data-step="install-crontab"]');
+    await expect(install).toContainText('destructive · needs approval');
+    await expect(install.locator('pre.command')).toHaveText('crontab /var/tmp/crontab_{{ target }}_{{ backup_date }}.txt');
 
     const response = await page.goto('/users');
     expect(response?.status()).toBe(403);

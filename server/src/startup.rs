@@ -110,7 +110,11 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener (port 0 picks a free port) and assembles the routes.
-    pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, StartupError> {
+    pub async fn build(
+        settings: &Settings,
+        pool: PgPool,
+        runbooks: Vec<runbook::Runbook>,
+    ) -> Result<Self, StartupError> {
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -130,6 +134,7 @@ impl Application {
                 absolute_lifetime: chrono::Duration::hours(settings.session_lifetime_hours),
                 ..AuthSettings::default()
             }),
+            runbooks: Arc::new(runbooks),
         };
 
         let store = PostgresStore::new(pool.clone());

@@ -6,4 +6,5 @@
 
 pub mod audit;
 pub mod auth;
+pub mod runbooks;
 pub mod users;

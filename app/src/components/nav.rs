@@ -17,6 +17,8 @@ pub fn NavBar() -> impl IntoView {
         view! {
             <ul class="nav-links">
                 {usable.then(|| view! { <li><A href="/">"Home"</A></li> })}
+                {(usable && me.role.permits(Permission::RunRecoveries))
+                    .then(|| view! { <li><A href="/runbooks">"Runbooks"</A></li> })}
                 {(usable && me.role.permits(Permission::ReadAudit))
                     .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
                 {(usable && me.role.permits(Permission::ManageUsers))

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod password;
 pub mod role;
+pub mod runbook;
 pub mod user;
 
 pub use role::{Permission, Role};

@@ -30,6 +30,7 @@ fn home(me: Me) -> AnyView {
                     let link = match p {
                         Permission::ManageUsers => Some(("/users", "Open Users")),
                         Permission::ReadAudit => Some(("/audit", "Open the audit trail")),
+                        Permission::RunRecoveries => Some(("/runbooks", "Browse the runbooks")),
                         _ => None,
                     };
                     view! {

@@ -5,6 +5,7 @@ mod audit;
 mod errors;
 mod home;
 mod login;
+mod runbooks;
 mod users;
 
 pub use account::AccountPage;
@@ -12,6 +13,7 @@ pub use audit::AuditPage;
 pub use errors::{Forbidden, NotFound};
 pub use home::HomePage;
 pub use login::LoginPage;
+pub use runbooks::{RunbookPage, RunbooksPage};
 pub use users::UsersPage;
 
 use crate::model::Permission;
@@ -40,6 +42,10 @@ pub fn page_access(path: &str) -> PageAccess {
         "/account" => PageAccess::Account,
         "/users" => PageAccess::Needs(Permission::ManageUsers),
         "/audit" => PageAccess::Needs(Permission::ReadAudit),
+        "/runbooks" => PageAccess::Needs(Permission::RunRecoveries),
+        p if p.starts_with("/runbooks/") && !p["/runbooks/".len()..].contains('/') => {
+            PageAccess::Needs(Permission::RunRecoveries)
+        }
         _ => PageAccess::Unknown,
     }
 }
@@ -65,6 +71,15 @@ mod tests {
             page_access("/audit"),
             PageAccess::Needs(Permission::ReadAudit)
         );
+        assert_eq!(
+            page_access("/runbooks"),
+            PageAccess::Needs(Permission::RunRecoveries)
+        );
+        assert_eq!(
+            page_access("/runbooks/cps-backup"),
+            PageAccess::Needs(Permission::RunRecoveries)
+        );
+        assert_eq!(page_access("/runbooks/a/b"), PageAccess::Unknown);
         assert_eq!(page_access("/nope"), PageAccess::Unknown);
     }
 }

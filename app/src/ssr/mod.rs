@@ -6,12 +6,14 @@
 //! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
+//! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
 //! - [`respond`]: answers that depend on how a server function was called.
 
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
+pub mod catalogue;
 pub mod error;
 pub mod passwords;
 pub mod respond;

@@ -32,6 +32,8 @@ impl Default for AuthSettings {
 pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthSettings>,
+    /// The runbooks loaded (and checked) at start.
+    pub runbooks: Arc<Vec<runbook::Runbook>>,
 }
 
 /// The state provided to the current server function or page render.

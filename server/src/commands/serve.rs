@@ -26,7 +26,7 @@ pub async fn serve(
     tracing::info!(count = runbooks.len(), dir = %settings.runbooks_dir.display(), "runbooks loaded");
     let pool = startup::connect(&settings).await?;
     startup::migrate(&pool).await?;
-    let app = Application::build(&settings, pool.clone()).await?;
+    let app = Application::build(&settings, pool.clone(), runbooks).await?;
     let port = app.port();
     let mut url = settings.public_url.clone();
     if settings.listen.port() == 0 {

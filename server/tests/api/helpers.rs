@@ -37,6 +37,12 @@ pub fn test_settings(extra: &[(&str, &str)]) -> Settings {
     Settings::from_sources(None, &env).expect("test settings are valid")
 }
 
+/// The runbooks in `runbooks/`.
+pub fn shipped_runbooks() -> Vec<runbook::Runbook> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    runbook::load_dir(&dir).expect("the shipped runbooks are valid")
+}
+
 /// Starts the portal on `pool`'s database.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, &[]).await
@@ -46,7 +52,7 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 pub async fn spawn_app_with(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
     let settings = test_settings(extra);
     server::startup::migrate(&pool).await.expect("migrations");
-    let app = Application::build(&settings, pool.clone())
+    let app = Application::build(&settings, pool.clone(), shipped_runbooks())
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -9,4 +9,5 @@ mod health;
 mod helpers;
 mod pages;
 mod roles;
+mod runbooks;
 mod users;

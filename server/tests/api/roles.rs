@@ -77,6 +77,16 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
         &[],
     ),
+    (
+        "/api/runbooks/list",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[],
+    ),
+    (
+        "/api/runbooks/show",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("id", "verify-recovery")],
+    ),
 ];
 
 #[test]
