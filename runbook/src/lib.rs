@@ -10,6 +10,8 @@
 //!   commands, shell-quoted unless a runbook marks an insertion `raw`.
 //! - [`condition`]: the `when` of a step.
 //! - [`params`]: checking the values an operator enters for parameters.
+//! - [`render`]: a step with its values filled in: the exact action, and its
+//!   canonical text (what an approval is tied to).
 //! - [`hosts`]: the host names of a CPS site that runbooks may name.
 //!
 //! Nothing here performs I/O except [`load::load_file`] and [`load::load_dir`]
@@ -21,6 +23,7 @@ pub mod load;
 pub mod model;
 pub mod params;
 pub mod quote;
+pub mod render;
 pub mod template;
 
 pub use load::{load_dir, load_file, load_str, Diagnostic};

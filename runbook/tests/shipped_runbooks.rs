@@ -124,3 +124,54 @@ fn state_changing_commands_are_never_left_unmarked() {
         }
     }
 }
+
+#[test]
+fn every_step_renders_once_its_values_are_known() {
+    use runbook::model::ParamKind;
+    use std::collections::HashMap;
+    for rb in shipped() {
+        let mut values: HashMap<String, String> = HashMap::new();
+        for p in &rb.parameters {
+            let sample = match (&p.kind, &p.default) {
+                (ParamKind::Date, _) => "2026-11-27".to_string(),
+                (_, Some(d)) => d.clone(),
+                (ParamKind::Enum(v), None) => v[0].clone(),
+                (ParamKind::Integer { min, .. }, None) => min.unwrap_or(1).to_string(),
+                (ParamKind::Host, None) => match p.pattern.as_ref().map(|p| p.source()) {
+                    Some(pat) if pat.starts_with("sessionmgr") => "sessionmgr01".into(),
+                    Some(pat) if pat.starts_with("lb") => "lb01".into(),
+                    _ => "cluman".into(),
+                },
+                (ParamKind::Path, None) => "/var/tmp/backup/sample.tgz".to_string(),
+                (ParamKind::String, None) => match p.pattern.as_ref().map(|p| p.source()) {
+                    Some(pat) if pat.contains("\\.") && pat.contains("{3}") => "10.0.0.5".into(),
+                    _ => "sample".into(),
+                },
+            };
+            assert_eq!(
+                runbook::params::check_value(p, &sample).as_deref(),
+                Ok(sample.as_str()),
+                "{}/{}",
+                rb.id,
+                p.name
+            );
+            values.insert(p.name.clone(), sample);
+        }
+        for step in &rb.steps {
+            for capture in step.action.captures() {
+                values.insert(capture.to_string(), "captured".into());
+            }
+        }
+        for step in &rb.steps {
+            let rendered = runbook::render::render(step, |n| values.get(n).map(String::as_str))
+                .unwrap_or_else(|e| panic!("{}/{}: {e}", rb.id, step.id));
+            assert!(
+                !rendered.canonical().contains("{{"),
+                "{}/{}: {}",
+                rb.id,
+                step.id,
+                rendered.canonical()
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod password;
 pub mod role;
+pub mod run;
 pub mod runbook;
 pub mod user;
 
