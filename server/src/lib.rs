@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line.
 //! - [`config`]: settings from a TOML file and `PORTAL_*` variables, checked at start.
 //! - [`startup`]: the database pool, migrations, and [`startup::Application`] (the HTTP server).
+//! - [`exec`]: the real clients that carry out steps (SSH).
 //! - [`web`]: what wraps the Leptos app: CSRF protection, the page guard, `/healthz`.
 //! - [`commands`]: the subcommands other than `serve`.
 //! - [`telemetry`]: structured logs.
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod exec;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

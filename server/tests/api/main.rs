@@ -10,4 +10,5 @@ mod helpers;
 mod pages;
 mod roles;
 mod runbooks;
+mod ssh;
 mod users;

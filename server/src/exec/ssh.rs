@@ -1,0 +1,393 @@
+//! Commands over SSH (russh), the way operators run them: key authentication,
+//! host keys checked against the site's known hosts before anything is sent, the
+//! internal VMs reached through the Cluster Manager as jump host (`ssh -J`),
+//! output streamed as it comes, every command under a remote `timeout`.
+
+use super::known_hosts::{fingerprint, KnownHosts, Verdict};
+use runbook::render::remote_command;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect, Sig};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where to connect, and as whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The site's name for the VM, such as `pcrfclient01`.
+    pub name: String,
+    /// The address to connect to (from the jump host, for internal VMs).
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+/// Why a command could not be run. Every host-key problem means no command was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("{host}: the host key is not known (fingerprint {fingerprint}); no command was sent. An admin must confirm this fingerprint or import the site's known_hosts.")]
+    UnknownHostKey { host: String, fingerprint: String },
+    #[error("{host}: the host key has CHANGED (now {fingerprint}; known_hosts line {line} has another); no command was sent. This can be an attack: check with the site before trusting the new key.")]
+    HostKeyChanged {
+        host: String,
+        fingerprint: String,
+        line: usize,
+    },
+    #[error("{host}: the host key {fingerprint} is revoked; no command was sent.")]
+    RevokedHostKey { host: String, fingerprint: String },
+    #[error("{host}: the server refused the key for user {user}")]
+    AuthenticationFailed { host: String, user: String },
+    #[error("{host}: cannot connect to {address}: {message}")]
+    Connect {
+        host: String,
+        address: String,
+        message: String,
+    },
+    #[error("{host}: no answer from {address} within {seconds} s")]
+    ConnectTimeout {
+        host: String,
+        address: String,
+        seconds: u64,
+    },
+    #[error("{host}: SSH error: {message}")]
+    Protocol { host: String, message: String },
+    #[error("cannot use the SSH key {path}: {message}")]
+    Key { path: String, message: String },
+}
+
+/// Reads a private key (ed25519, RSA, ECDSA) from an OpenSSH key file,
+/// decrypting it with `passphrase` when it is encrypted.
+pub fn load_key(path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, SshError> {
+    russh::keys::load_secret_key(path, passphrase).map_err(|e| SshError::Key {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// What the host-key check found: the verdict and the key's fingerprint.
+type Seen = Arc<Mutex<Option<(Verdict, String)>>>;
+
+/// Checks the server's key; remembers what it found so a refusal can be explained.
+struct Verifier {
+    names: Vec<(String, u16)>,
+    known: Arc<KnownHosts>,
+    seen: Seen,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let (verdict, print) = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                // Trusted under any of the host's names; otherwise the worst finding.
+                let verdicts: Vec<Verdict> = self
+                    .names
+                    .iter()
+                    .map(|(h, p)| self.known.check(h, *p, key))
+                    .collect();
+                let verdict = if verdicts.contains(&Verdict::Trusted)
+                    && !verdicts.contains(&Verdict::Revoked)
+                {
+                    Verdict::Trusted
+                } else if verdicts.contains(&Verdict::Revoked) {
+                    Verdict::Revoked
+                } else {
+                    verdicts
+                        .into_iter()
+                        .find(|v| matches!(v, Verdict::Changed { .. }))
+                        .unwrap_or(Verdict::Unknown)
+                };
+                (verdict, fingerprint(key))
+            }
+            PublicKeyOrCertificate::Certificate(_) => {
+                (Verdict::Unknown, "(a host certificate)".to_string())
+            }
+        };
+        let trusted = verdict == Verdict::Trusted;
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some((verdict, print));
+        }
+        Ok(trusted)
+    }
+}
+
+/// Opens connections with one key and one set of trusted host keys.
+#[derive(Clone)]
+pub struct Connector {
+    config: Arc<client::Config>,
+    key: Arc<PrivateKey>,
+    known: Arc<KnownHosts>,
+    connect_timeout: Duration,
+}
+
+/// An authenticated connection to one host; reused for every step on it.
+pub struct Connection {
+    host: String,
+    handle: Handle<Verifier>,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited (see the status).
+    Exited,
+    /// Its timeout ended it.
+    TimedOut,
+    /// The operator cancelled it.
+    Cancelled,
+}
+
+/// The result of a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub ending: Ending,
+    pub exit_status: Option<u32>,
+    /// The signal that ended it, if one did.
+    pub exit_signal: Option<String>,
+}
+
+/// `timeout` exits with this status when it ended the command.
+const TIMEOUT_EXIT_STATUS: u32 = 124;
+/// How long past a step's timeout the portal waits for the remote `timeout` before
+/// it gives up on the channel itself.
+const LOCAL_GRACE: Duration = Duration::from_secs(15);
+
+impl Connector {
+    /// A connector using `key` and trusting the keys in `known`.
+    pub fn new(key: PrivateKey, known: KnownHosts) -> Self {
+        let config = client::Config {
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        Self {
+            config: Arc::new(config),
+            key: Arc::new(key),
+            known: Arc::new(known),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+
+    fn verifier(&self, target: &Endpoint) -> (Verifier, Seen) {
+        let seen = Arc::new(Mutex::new(None));
+        let names = vec![
+            (target.name.clone(), target.port),
+            (target.address.clone(), target.port),
+        ];
+        (
+            Verifier {
+                names,
+                known: self.known.clone(),
+                seen: seen.clone(),
+            },
+            seen,
+        )
+    }
+
+    /// Turns a failed handshake into the host-key error it was, if it was one.
+    fn explain(
+        target: &Endpoint,
+        seen: &Arc<Mutex<Option<(Verdict, String)>>>,
+        err: russh::Error,
+    ) -> SshError {
+        let host = target.name.clone();
+        match seen.lock().ok().and_then(|s| s.clone()) {
+            Some((Verdict::Unknown, fingerprint)) => SshError::UnknownHostKey { host, fingerprint },
+            Some((Verdict::Changed { line }, fingerprint)) => SshError::HostKeyChanged {
+                host,
+                fingerprint,
+                line,
+            },
+            Some((Verdict::Revoked, fingerprint)) => SshError::RevokedHostKey { host, fingerprint },
+            _ => SshError::Connect {
+                host,
+                address: format!("{}:{}", target.address, target.port),
+                message: err.to_string(),
+            },
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        target: &Endpoint,
+        mut handle: Handle<Verifier>,
+    ) -> Result<Connection, SshError> {
+        let protocol = |e: russh::Error| SshError::Protocol {
+            host: target.name.clone(),
+            message: e.to_string(),
+        };
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(protocol)?
+            .flatten();
+        let result = handle
+            .authenticate_publickey(
+                target.user.clone(),
+                PrivateKeyWithHashAlg::new(self.key.clone(), hash),
+            )
+            .await
+            .map_err(protocol)?;
+        if !result.success() {
+            return Err(SshError::AuthenticationFailed {
+                host: target.name.clone(),
+                user: target.user.clone(),
+            });
+        }
+        Ok(Connection {
+            host: target.name.clone(),
+            handle,
+        })
+    }
+
+    async fn within<T>(
+        &self,
+        target: &Endpoint,
+        work: impl Future<Output = Result<T, SshError>>,
+    ) -> Result<T, SshError> {
+        tokio::time::timeout(self.connect_timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SshError::ConnectTimeout {
+                    host: target.name.clone(),
+                    address: format!("{}:{}", target.address, target.port),
+                    seconds: self.connect_timeout.as_secs(),
+                })
+            })
+    }
+
+    /// Connects directly.
+    pub async fn connect(&self, target: &Endpoint) -> Result<Connection, SshError> {
+        self.within(target, async {
+            let (verifier, seen) = self.verifier(target);
+            let handle = client::connect(
+                self.config.clone(),
+                (target.address.as_str(), target.port),
+                verifier,
+            )
+            .await
+            .map_err(|e| Self::explain(target, &seen, e))?;
+            self.authenticate(target, handle).await
+        })
+        .await
+    }
+
+    /// Connects through `jump` (a direct-tcpip channel), as `ssh -J` does. The
+    /// target's own host key is checked, not the jump host's.
+    pub async fn connect_via(
+        &self,
+        jump: &Connection,
+        target: &Endpoint,
+    ) -> Result<Connection, SshError> {
+        self.within(target, async {
+            let channel = jump
+                .handle
+                .channel_open_direct_tcpip(
+                    target.address.clone(),
+                    u32::from(target.port),
+                    "127.0.0.1",
+                    0,
+                )
+                .await
+                .map_err(|e| SshError::Connect {
+                    host: target.name.clone(),
+                    address: format!("{}:{} via {}", target.address, target.port, jump.host),
+                    message: e.to_string(),
+                })?;
+            let (verifier, seen) = self.verifier(target);
+            let handle =
+                client::connect_stream(self.config.clone(), channel.into_stream(), verifier)
+                    .await
+                    .map_err(|e| Self::explain(target, &seen, e))?;
+            self.authenticate(target, handle).await
+        })
+        .await
+    }
+}
+
+impl Connection {
+    /// The host's name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs `command` under a remote `timeout` of `timeout`, passing output to
+    /// `on_output` as it arrives. Completing `cancel` stops it: the command is sent
+    /// SIGTERM and the channel closed.
+    pub async fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+        cancel: impl Future<Output = ()>,
+        mut on_output: impl FnMut(OutputStream, &[u8]),
+    ) -> Result<Outcome, SshError> {
+        let protocol = |e: russh::Error| SshError::Protocol {
+            host: self.host.clone(),
+            message: e.to_string(),
+        };
+        let seconds = u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+        let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
+        channel
+            .exec(true, remote_command(command, seconds))
+            .await
+            .map_err(protocol)?;
+        let backstop = tokio::time::sleep(timeout + LOCAL_GRACE);
+        tokio::pin!(backstop);
+        tokio::pin!(cancel);
+        let mut exit_status = None;
+        let mut exit_signal = None;
+        let mut ending = Ending::Exited;
+        loop {
+            tokio::select! {
+                msg = channel.wait() => match msg {
+                    None => break,
+                    Some(ChannelMsg::Data { data }) => on_output(OutputStream::Stdout, &data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => on_output(OutputStream::Stderr, &data),
+                    Some(ChannelMsg::ExitStatus { exit_status: s }) => exit_status = Some(s),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => exit_signal = Some(format!("{signal_name:?}")),
+                    Some(_) => {}
+                },
+                _ = &mut backstop => {
+                    ending = Ending::TimedOut;
+                    let _ = channel.close().await;
+                    break;
+                }
+                _ = &mut cancel => {
+                    ending = Ending::Cancelled;
+                    let _ = channel.signal(Sig::TERM).await;
+                    let _ = channel.close().await;
+                    break;
+                }
+            }
+        }
+        if ending == Ending::Exited && exit_status == Some(TIMEOUT_EXIT_STATUS) {
+            ending = Ending::TimedOut;
+        }
+        Ok(Outcome {
+            ending,
+            exit_status,
+            exit_signal,
+        })
+    }
+
+    /// Ends the connection politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}

@@ -1,0 +1,374 @@
+//! The SSH executor against real OpenSSH servers (`/usr/sbin/sshd`) started by
+//! the test on 127.0.0.1, each with its own host key.
+
+use server::exec::known_hosts::KnownHosts;
+use server::exec::ssh::{load_key, Connector, Ending, Endpoint, OutputStream, SshError};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn keygen(path: &Path, passphrase: &str) {
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            passphrase,
+            "-C",
+            "portal-test",
+            "-f",
+        ])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen (openssh-client) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portal-ssh-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A throwaway sshd; stopped when dropped.
+struct Sshd {
+    port: u16,
+    dir: PathBuf,
+    host_public: String,
+    child: Child,
+}
+
+impl Sshd {
+    fn start(name: &str, authorized: &Path) -> Self {
+        Self::start_logging(name, authorized, "VERBOSE")
+    }
+
+    /// DEBUG1 logs what the jump host forwards, but also sends debug lines to clients.
+    fn start_logging(name: &str, authorized: &Path, level: &str) -> Self {
+        let dir = temp_dir(name);
+        let host_key = dir.join("host_key");
+        keygen(&host_key, "");
+        std::fs::copy(authorized, dir.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
+                 PermitRootLogin prohibit-password\nLogLevel {level}\n",
+                d = dir.display(),
+            ),
+        )
+        .unwrap();
+        // sshd as root wants its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("/usr/sbin/sshd (openssh-server) is installed");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd did not start: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let host_public = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let host_public = host_public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Sshd {
+            port,
+            dir,
+            host_public,
+            child,
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            address: "127.0.0.1".into(),
+            port: self.port,
+            user: current_user(),
+        }
+    }
+
+    /// A known_hosts line trusting this server under `name`.
+    fn known_as(&self, name: &str) -> String {
+        format!("[{name}]:{} {}\n", self.port, self.host_public)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Lab {
+    client_dir: PathBuf,
+    key: PathBuf,
+}
+
+impl Lab {
+    fn new(name: &str) -> Self {
+        let client_dir = temp_dir(&format!("{name}-client"));
+        let key = client_dir.join("id_ed25519");
+        keygen(&key, "");
+        Lab { client_dir, key }
+    }
+    fn connector(&self, known: &str) -> Connector {
+        Connector::new(
+            load_key(&self.key, None).unwrap(),
+            KnownHosts::parse(known).unwrap(),
+        )
+    }
+    fn public(&self) -> PathBuf {
+        self.client_dir.join("id_ed25519.pub")
+    }
+}
+
+async fn collect(
+    conn: &server::exec::ssh::Connection,
+    command: &str,
+    timeout: Duration,
+) -> (server::exec::ssh::Outcome, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = conn
+        .run(
+            command,
+            timeout,
+            std::future::pending(),
+            |stream, data| match stream {
+                OutputStream::Stdout => out.extend_from_slice(data),
+                OutputStream::Stderr => err.extend_from_slice(data),
+            },
+        )
+        .await
+        .unwrap();
+    (
+        outcome,
+        String::from_utf8_lossy(&out).into(),
+        String::from_utf8_lossy(&err).into(),
+    )
+}
+
+#[tokio::test]
+async fn runs_a_command_with_separate_streams_and_its_exit_status() {
+    let lab = Lab::new("run");
+    let sshd = Sshd::start("run", &lab.public());
+    let conn = lab
+        .connector(&sshd.known_as("cluman"))
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .unwrap();
+    let (outcome, out, err) = collect(
+        &conn,
+        "echo out; echo 'with space' >&2; exit 3",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        (outcome.ending, outcome.exit_status),
+        (Ending::Exited, Some(3))
+    );
+    assert_eq!(out, "out\n");
+    assert_eq!(err, "with space\n");
+    // The connection is reused for the next command.
+    let (outcome, out, _) = collect(&conn, "printf %s \"$((6*7))\"", Duration::from_secs(10)).await;
+    assert_eq!((outcome.exit_status, out.as_str()), (Some(0), "42"));
+    conn.close().await;
+}
+
+#[tokio::test]
+async fn an_unknown_or_changed_host_key_stops_before_any_command() {
+    let lab = Lab::new("hostkey");
+    let sshd = Sshd::start("hostkey", &lab.public());
+    let other = Sshd::start("hostkey-other", &lab.public());
+
+    let err = lab
+        .connector("")
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SshError::UnknownHostKey { ref host, ref fingerprint } if host == "cluman" && fingerprint.starts_with("SHA256:")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no command was sent"));
+
+    // Another server's key recorded under this name: a changed key.
+    let known = format!("[cluman]:{} {}\n", sshd.port, other.host_public);
+    let err = lab
+        .connector(&known)
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SshError::HostKeyChanged { line: 1, .. }),
+        "{err}"
+    );
+
+    // The server never saw an authentication attempt.
+    let log = std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap_or_default();
+    assert!(!log.contains("Accepted publickey"), "{log}");
+}
+
+#[tokio::test]
+async fn a_key_the_server_does_not_accept_is_refused() {
+    let lab = Lab::new("auth");
+    let stranger = Lab::new("auth-stranger");
+    let sshd = Sshd::start("auth", &lab.public());
+    let err = stranger
+        .connector(&sshd.known_as("cluman"))
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SshError::AuthenticationFailed { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_passphrase_protected_key_needs_its_passphrase() {
+    let dir = temp_dir("passphrase");
+    let key = dir.join("id_ed25519");
+    keygen(&key, "correct horse");
+    assert!(load_key(&key, Some("correct horse")).is_ok());
+    let err = load_key(&key, Some("wrong")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot use the SSH key {}", key.display())),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_timeout_ends_the_remote_command() {
+    let lab = Lab::new("timeout");
+    let sshd = Sshd::start("timeout", &lab.public());
+    let conn = lab
+        .connector(&sshd.known_as("cluman"))
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .unwrap();
+    let marker = sshd.dir.join("still-running");
+    let started = Instant::now();
+    let (outcome, _, _) = collect(
+        &conn,
+        &format!("sleep 5 && touch {}", marker.display()),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(outcome.ending, Ending::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Had the remote command survived, it would create the marker after 5 s.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !marker.exists(),
+        "the remote command kept running after its timeout"
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_command() {
+    let lab = Lab::new("cancel");
+    let sshd = Sshd::start("cancel", &lab.public());
+    let conn = lab
+        .connector(&sshd.known_as("cluman"))
+        .connect(&sshd.endpoint("cluman"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let outcome = conn
+        .run(
+            "echo started; sleep 30",
+            Duration::from_secs(60),
+            tokio::time::sleep(Duration::from_millis(500)),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.ending, Ending::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn internal_hosts_are_reached_through_the_jump_host_with_their_own_key_checked() {
+    let lab = Lab::new("jump");
+    let cluman = Sshd::start_logging("jump-cluman", &lab.public(), "DEBUG1");
+    let internal = Sshd::start("jump-internal", &lab.public());
+    let known = format!(
+        "{}{}",
+        cluman.known_as("cluman"),
+        internal.known_as("pcrfclient01")
+    );
+    let connector = lab.connector(&known);
+    let jump = connector.connect(&cluman.endpoint("cluman")).await.unwrap();
+    let conn = connector
+        .connect_via(&jump, &internal.endpoint("pcrfclient01"))
+        .await
+        .unwrap();
+    let (outcome, out, _) = collect(&conn, "echo via jump", Duration::from_secs(10)).await;
+    assert_eq!((outcome.exit_status, out.as_str()), (Some(0), "via jump\n"));
+    conn.close().await;
+    jump.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(cluman.dir.join("sshd.log")).unwrap_or_default();
+    assert!(
+        log.contains("direct-tcpip"),
+        "the jump host forwarded the connection: {log}"
+    );
+
+    // Only the jump host's key is known: the internal host is refused by name.
+    let connector = lab.connector(&cluman.known_as("cluman"));
+    let jump = connector.connect(&cluman.endpoint("cluman")).await.unwrap();
+    let err = connector
+        .connect_via(&jump, &internal.endpoint("pcrfclient01"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SshError::UnknownHostKey { ref host, .. } if host == "pcrfclient01"),
+        "{err}"
+    );
+}
