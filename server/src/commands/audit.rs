@@ -27,9 +27,9 @@ pub async fn run(pool: &PgPool, command: AuditCommand) -> Result<ExitCode, Comma
                 }
                 Some(broken) => {
                     println!(
-                        "audit chain BROKEN at event {}: {broken}. {} events before it verified.",
-                        broken.event_id(),
-                        report.checked
+                        "audit chain BROKEN: {broken}. The {} events before event {} verified.",
+                        report.checked,
+                        broken.event_id()
                     );
                     Ok(ExitCode::from(EXIT_CHAIN_BROKEN))
                 }

@@ -173,7 +173,8 @@ async fn audit_verify_reports_the_altered_event(pool: PgPool) {
     let out = portal(&db, &["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).starts_with("audit chain BROKEN at event 2:"),
+        stdout(&out)
+            .starts_with("audit chain BROKEN: event 2: its content does not match its hash"),
         "{}",
         stdout(&out)
     );
