@@ -372,3 +372,60 @@ async fn internal_hosts_are_reached_through_the_jump_host_with_their_own_key_che
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_site_session_opens_one_connection_per_host_through_the_jump_host() {
+    use server::exec::site::{parse, SiteSession};
+    use std::sync::Arc;
+    let lab = Lab::new("site");
+    let cluman = Sshd::start("site-cluman", &lab.public());
+    let internal = Sshd::start("site-internal", &lab.public());
+    let dir = temp_dir("site-config");
+    std::fs::copy(&lab.key, dir.join("id_ed25519")).unwrap();
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!(
+            "{}{}",
+            cluman.known_as("cluman"),
+            internal.known_as("pcrfclient01")
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        "[[sites]]\nname = \"lab\"\nuser = \"{user}\"\nkey = \"id_ed25519\"\nknown_hosts = \"known_hosts\"\njump_host = \"cluman\"\n\n\
+         [[sites.hosts]]\nname = \"cluman\"\naddress = \"127.0.0.1\"\nport = {p1}\n\n\
+         [[sites.hosts]]\nname = \"pcrfclient01\"\naddress = \"127.0.0.1\"\nport = {p2}\n",
+        user = current_user(),
+        p1 = cluman.port,
+        p2 = internal.port,
+    );
+    let site = Arc::new(parse("sites.toml", &text, &dir).unwrap().remove(0));
+    let session = SiteSession::new(site.clone(), site.connector().unwrap());
+
+    let first = session.connection("pcrfclient01").await.unwrap();
+    let again = session.connection("pcrfclient01").await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "one connection per host");
+    let (outcome, out, _) = collect(&first, "echo internal", Duration::from_secs(10)).await;
+    assert_eq!((outcome.exit_status, out.as_str()), (Some(0), "internal\n"));
+    let jump = session.connection("cluman").await.unwrap();
+    let (_, out, _) = collect(&jump, "echo jump", Duration::from_secs(10)).await;
+    assert_eq!(out, "jump\n");
+
+    let accepted = |s: &Sshd| {
+        std::fs::read_to_string(s.dir.join("sshd.log"))
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    };
+    assert_eq!(
+        (accepted(&cluman), accepted(&internal)),
+        (1, 1),
+        "each host authenticated once"
+    );
+
+    let err = session.connection("qns01").await.err().unwrap();
+    assert!(
+        err.to_string().contains("site lab has no host \"qns01\""),
+        "{err}"
+    );
+}

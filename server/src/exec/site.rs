@@ -1,0 +1,350 @@
+//! Sites: the hosts of one CPS cluster and how to reach them, from a TOML file.
+//!
+//! ```toml
+//! [[sites]]
+//! name = "fra1"
+//! description = "Frankfurt, Ultra-M pod 1"
+//! user = "cps"                            # default login for every host
+//! key = "fra1/id_ed25519"                 # relative to the sites file
+//! key_passphrase_env = "FRA1_KEY_PASS"    # optional: where the passphrase is (never in the file)
+//! known_hosts = "fra1/known_hosts"        # the host keys to trust (OpenSSH format)
+//! jump_host = "cluman"                    # internal hosts are reached through it (ssh -J)
+//!
+//! [[sites.hosts]]
+//! name = "cluman"
+//! address = "10.10.1.5"
+//! port = 22                               # default 22
+//!
+//! [[sites.hosts]]
+//! name = "pcrfclient01"
+//! address = "172.16.2.20"                 # as seen from the jump host
+//! ```
+
+use super::known_hosts::KnownHosts;
+use super::ssh::{load_key, Connection, Connector, Endpoint, SshError};
+use runbook::hosts::KNOWN_HOSTS;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    sites: Vec<RawSite>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: String,
+    #[serde(default)]
+    description: String,
+    user: String,
+    key: String,
+    key_passphrase_env: Option<String>,
+    known_hosts: String,
+    jump_host: String,
+    hosts: Vec<RawHost>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: String,
+    address: String,
+    port: Option<u16>,
+    user: Option<String>,
+}
+
+/// A VM of a site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteHost {
+    pub endpoint: Endpoint,
+    /// Reached through the jump host (every host but the jump host itself).
+    pub via_jump: bool,
+}
+
+/// A site as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    pub name: String,
+    pub description: String,
+    pub jump_host: String,
+    pub hosts: Vec<SiteHost>,
+    pub key_path: PathBuf,
+    pub key_passphrase_env: Option<String>,
+    pub known_hosts_path: PathBuf,
+}
+
+/// A problem with the sites file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct SiteError {
+    pub file: String,
+    pub message: String,
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Reads a sites file's text; relative key and known_hosts paths are taken from `base`.
+pub fn parse(file: &str, text: &str, base: &Path) -> Result<Vec<Site>, Vec<SiteError>> {
+    let err = |message: String| SiteError {
+        file: file.to_string(),
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|s| {
+            let before = &text[..s.start.min(text.len())];
+            format!("line {}: ", before.matches('\n').count() + 1)
+        });
+        vec![err(format!("{}{}", at.unwrap_or_default(), e.message()))]
+    })?;
+    let mut errors = Vec::new();
+    let mut sites: Vec<Site> = Vec::new();
+    for s in raw.sites {
+        let label = format!("site {:?}", s.name);
+        if !valid_name(&s.name) {
+            errors.push(err(format!(
+                "{label}: the name must be lower-case letters, digits, '-' and '_'"
+            )));
+        }
+        if sites.iter().any(|o| o.name == s.name) {
+            errors.push(err(format!("{label} is defined twice")));
+        }
+        let mut hosts: Vec<SiteHost> = Vec::new();
+        for h in s.hosts {
+            if !valid_name(&h.name) {
+                errors.push(err(format!(
+                    "{label}: host name {:?} must be lower-case letters, digits, '-' and '_'",
+                    h.name
+                )));
+            }
+            if hosts.iter().any(|o| o.endpoint.name == h.name) {
+                errors.push(err(format!("{label}: host {:?} is defined twice", h.name)));
+            }
+            if h.address.trim().is_empty() || h.address.contains(char::is_whitespace) {
+                errors.push(err(format!(
+                    "{label}: host {:?} needs an address without spaces",
+                    h.name
+                )));
+            }
+            if h.port == Some(0) {
+                errors.push(err(format!(
+                    "{label}: host {:?}: port 0 is not a port",
+                    h.name
+                )));
+            }
+            hosts.push(SiteHost {
+                via_jump: h.name != s.jump_host,
+                endpoint: Endpoint {
+                    name: h.name,
+                    address: h.address.trim().to_string(),
+                    port: h.port.unwrap_or(22),
+                    user: h.user.unwrap_or_else(|| s.user.clone()),
+                },
+            });
+        }
+        if !hosts.iter().any(|h| h.endpoint.name == s.jump_host) {
+            errors.push(err(format!(
+                "{label}: jump_host {:?} is not one of its hosts",
+                s.jump_host
+            )));
+        }
+        sites.push(Site {
+            name: s.name,
+            description: s.description,
+            jump_host: s.jump_host,
+            hosts,
+            key_path: base.join(&s.key),
+            key_passphrase_env: s.key_passphrase_env,
+            known_hosts_path: base.join(&s.known_hosts),
+        });
+    }
+    if errors.is_empty() {
+        Ok(sites)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Site {
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&SiteHost> {
+        self.hosts.iter().find(|h| h.endpoint.name == name)
+    }
+
+    /// Host names that runbooks use but this site does not define (their steps
+    /// cannot run here).
+    pub fn missing_runbook_hosts(&self) -> Vec<&'static str> {
+        KNOWN_HOSTS
+            .iter()
+            .copied()
+            .filter(|n| self.host(n).is_none())
+            .collect()
+    }
+
+    /// Reads the site's key (with the passphrase from its environment variable)
+    /// and trusted host keys, and makes a connector from them.
+    pub fn connector(&self) -> Result<Connector, SiteError> {
+        let err = |message: String| SiteError {
+            file: self.name.clone(),
+            message,
+        };
+        let passphrase = match &self.key_passphrase_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| err(format!("the key passphrase variable {var} is not set")))?,
+            ),
+            None => None,
+        };
+        let key =
+            load_key(&self.key_path, passphrase.as_deref()).map_err(|e| err(e.to_string()))?;
+        let text = std::fs::read_to_string(&self.known_hosts_path).map_err(|e| {
+            err(format!(
+                "cannot read {}: {e}",
+                self.known_hosts_path.display()
+            ))
+        })?;
+        let known = KnownHosts::parse(&text)
+            .map_err(|e| err(format!("{}: {e}", self.known_hosts_path.display())))?;
+        Ok(Connector::new(key, known))
+    }
+}
+
+/// The connections of one run to one site: one per host, opened on first use and
+/// reused; internal hosts through the jump host.
+pub struct SiteSession {
+    site: Arc<Site>,
+    connector: Connector,
+    open: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+}
+
+impl SiteSession {
+    /// A session that has not connected yet.
+    pub fn new(site: Arc<Site>, connector: Connector) -> Self {
+        Self {
+            site,
+            connector,
+            open: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connection to `host`, opening it (and the jump host's) if needed.
+    pub async fn connection(&self, host: &str) -> Result<Arc<Connection>, SshError> {
+        let mut open = self.open.lock().await;
+        if let Some(c) = open.get(host) {
+            return Ok(c.clone());
+        }
+        let target = self.site.host(host).ok_or_else(|| SshError::Connect {
+            host: host.to_string(),
+            address: "-".into(),
+            message: format!("site {} has no host {host:?}", self.site.name),
+        })?;
+        let conn = if target.via_jump {
+            let jump_name = self.site.jump_host.clone();
+            let jump = match open.get(&jump_name) {
+                Some(j) => j.clone(),
+                None => {
+                    let jump_host =
+                        self.site
+                            .host(&jump_name)
+                            .ok_or_else(|| SshError::Connect {
+                                host: jump_name.clone(),
+                                address: "-".into(),
+                                message: "the jump host is not defined".into(),
+                            })?;
+                    let j = Arc::new(self.connector.connect(&jump_host.endpoint).await?);
+                    open.insert(jump_name, j.clone());
+                    j
+                }
+            };
+            Arc::new(self.connector.connect_via(&jump, &target.endpoint).await?)
+        } else {
+            Arc::new(self.connector.connect(&target.endpoint).await?)
+        };
+        open.insert(host.to_string(), conn.clone());
+        Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[sites]]
+name = "fra1"
+user = "cps"
+key = "fra1/id_ed25519"
+known_hosts = "fra1/known_hosts"
+jump_host = "cluman"
+
+[[sites.hosts]]
+name = "cluman"
+address = "10.10.1.5"
+
+[[sites.hosts]]
+name = "pcrfclient01"
+address = "172.16.2.20"
+port = 2222
+user = "root"
+"#;
+
+    #[test]
+    fn a_site_is_read_with_defaults_and_routes() {
+        let sites = parse("sites.toml", GOOD, Path::new("/etc/portal")).unwrap();
+        let fra1 = &sites[0];
+        assert_eq!(fra1.key_path, Path::new("/etc/portal/fra1/id_ed25519"));
+        let cluman = fra1.host("cluman").unwrap();
+        assert_eq!(
+            (
+                cluman.endpoint.port,
+                cluman.endpoint.user.as_str(),
+                cluman.via_jump
+            ),
+            (22, "cps", false)
+        );
+        let p1 = fra1.host("pcrfclient01").unwrap();
+        assert_eq!(
+            (p1.endpoint.port, p1.endpoint.user.as_str(), p1.via_jump),
+            (2222, "root", true)
+        );
+        assert!(fra1.missing_runbook_hosts().contains(&"qns01"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let bad = GOOD
+            .replace("jump_host = \"cluman\"", "jump_host = \"ospd\"")
+            .replace("port = 2222", "port = 0");
+        let errors = parse("sites.toml", &bad, Path::new(".")).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.contains(
+                &"sites.toml: site \"fra1\": jump_host \"ospd\" is not one of its hosts"
+                    .to_string()
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("port 0 is not a port")),
+            "{text:?}"
+        );
+        let unknown = parse(
+            "sites.toml",
+            &GOOD.replace("user = \"cps\"", "usr = \"cps\""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            unknown[0].message.contains("unknown field `usr`"),
+            "{unknown:?}"
+        );
+    }
+}
