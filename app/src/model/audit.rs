@@ -44,11 +44,16 @@ pub enum AuditAction {
     UserRoleChanged,
     UserPasswordReset,
     PasswordChanged,
+    RunStarted,
+    RunCompleted,
+    RunCancelled,
+    /// Something happened to a step of a run.
+    Step(crate::model::run::StepEvent),
 }
 
 impl AuditAction {
-    /// Every action, for filters.
-    pub const ALL: [AuditAction; 12] = [
+    /// Every action that is not about a step, for filters.
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -61,6 +66,9 @@ impl AuditAction {
         AuditAction::UserRoleChanged,
         AuditAction::UserPasswordReset,
         AuditAction::PasswordChanged,
+        AuditAction::RunStarted,
+        AuditAction::RunCompleted,
+        AuditAction::RunCancelled,
     ];
 
     /// The name stored in `audit_events.action`: `area.verb`.
@@ -78,6 +86,26 @@ impl AuditAction {
             AuditAction::UserRoleChanged => "user.role_changed",
             AuditAction::UserPasswordReset => "user.password_reset",
             AuditAction::PasswordChanged => "user.password_changed",
+            AuditAction::RunStarted => "run.started",
+            AuditAction::RunCompleted => "run.completed",
+            AuditAction::RunCancelled => "run.cancelled",
+            AuditAction::Step(event) => {
+                use crate::model::run::StepEvent as E;
+                match event {
+                    E::Run => "step.run",
+                    E::RequestApproval => "step.approval_requested",
+                    E::Approved => "step.approved",
+                    E::ApprovalEnded => "step.approval_ended",
+                    E::Passed => "step.passed",
+                    E::Failed => "step.failed",
+                    E::Retry => "step.retried",
+                    E::Skip => "step.skipped",
+                    E::ConditionFalse => "step.condition_false",
+                    E::MarkDone => "step.marked_done",
+                    E::Cancel => "step.cancelled",
+                    E::PortalRestarted => "step.interrupted",
+                }
+            }
         }
     }
 }

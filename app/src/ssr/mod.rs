@@ -6,6 +6,7 @@
 //! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
+//! - [`runs`]: runs and their steps in the database, through the step state machine.
 //! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
 //! - [`respond`]: answers that depend on how a server function was called.
@@ -17,6 +18,7 @@ pub mod catalogue;
 pub mod error;
 pub mod passwords;
 pub mod respond;
+pub mod runs;
 pub mod session;
 pub mod sign_in;
 pub mod state;

@@ -26,6 +26,10 @@ pub async fn serve(
     tracing::info!(count = runbooks.len(), dir = %settings.runbooks_dir.display(), "runbooks loaded");
     let pool = startup::connect(&settings).await?;
     startup::migrate(&pool).await?;
+    let interrupted = app::ssr::runs::interrupt_running(&pool).await?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "steps that were running when the portal stopped are marked interrupted; their operators decide what follows");
+    }
     let app = Application::build(&settings, pool.clone(), runbooks).await?;
     let port = app.port();
     let mut url = settings.public_url.clone();

@@ -10,5 +10,6 @@ mod helpers;
 mod pages;
 mod roles;
 mod runbooks;
+mod runs;
 mod ssh;
 mod users;
