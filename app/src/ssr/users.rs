@@ -165,6 +165,18 @@ async fn load_for_update(
     }
 }
 
+/// A username and a password chosen for it by someone else, checked and hashed.
+async fn chosen_credentials(
+    username: &str,
+    password: String,
+) -> Result<(Username, PasswordDigest), ServiceError> {
+    let username = parse_username(username)?;
+    check_new_password(username.as_str(), &password, &password)
+        .map_err(|e| ServiceError::invalid("Password", e))?;
+    let digest = passwords::hash(password).await?;
+    Ok((username, digest))
+}
+
 fn refuse_self(actor: &Actor, target: &Username, what: &str) -> Result<(), ServiceError> {
     if matches!(actor, Actor::User(name) if name == target.as_str()) {
         return Err(AppError::Conflict(format!(
@@ -185,10 +197,7 @@ pub async fn create(
     password: String,
     must_change_password: bool,
 ) -> Result<UserSummary, ServiceError> {
-    let username = parse_username(username)?;
-    check_new_password(username.as_str(), &password, &password)
-        .map_err(|e| ServiceError::invalid("Password", e))?;
-    let digest = passwords::hash(password).await?;
+    let (username, digest) = chosen_credentials(username, password).await?;
     let mut tx = pool.begin().await?;
     let user = insert(&mut tx, &username, role, &digest, must_change_password).await?;
     audit::append(
@@ -314,10 +323,7 @@ pub async fn reset_password(
     password: String,
     must_change_password: bool,
 ) -> Result<UserSummary, ServiceError> {
-    let username = parse_username(username)?;
-    check_new_password(username.as_str(), &password, &password)
-        .map_err(|e| ServiceError::invalid("Password", e))?;
-    let digest = passwords::hash(password).await?;
+    let (username, digest) = chosen_credentials(username, password).await?;
     apply_change(
         pool,
         actor,

@@ -42,6 +42,25 @@ fn running<'a>(host: &'a str, action: &'a str) -> TransitionInput<'a> {
     }
 }
 
+/// A transition that needs no host, action or reason.
+async fn step(
+    pool: &PgPool,
+    run: i64,
+    position: i32,
+    event: StepEvent,
+    actor: &Actor,
+) -> Result<runs::Transitioned, ServiceError> {
+    runs::transition(
+        pool,
+        run,
+        position,
+        event,
+        actor,
+        TransitionInput::default(),
+    )
+    .await
+}
+
 fn message(e: ServiceError) -> String {
     app::error::AppError::from(e).to_string()
 }
@@ -84,28 +103,14 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
     runs::append_output(&app.pool, attempt, 1, true, b"warning\n")
         .await
         .unwrap();
-    runs::transition(
-        &app.pool,
-        run,
-        0,
-        StepEvent::Passed,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, run, 0, StepEvent::Passed, &olga)
+        .await
+        .unwrap();
 
     // Skipping needs a reason, which is kept.
-    let err = runs::transition(
-        &app.pool,
-        run,
-        1,
-        StepEvent::Skip,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = step(&app.pool, run, 1, StepEvent::Skip, &olga)
+        .await
+        .unwrap_err();
     assert_eq!(
         message(err),
         "Reason: is required to skip a step or mark it done"
@@ -130,16 +135,9 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
     .await
     .unwrap_err();
     assert!(message(err).contains("runs only with a supervisor's approval"));
-    runs::transition(
-        &app.pool,
-        run,
-        2,
-        StepEvent::RequestApproval,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
+        .await
+        .unwrap();
     let t = runs::transition(
         &app.pool,
         run,
@@ -154,16 +152,9 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(t.state, StepState::Running);
-    runs::transition(
-        &app.pool,
-        run,
-        2,
-        StepEvent::Passed,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, run, 2, StepEvent::Passed, &olga)
+        .await
+        .unwrap();
     runs::transition(
         &app.pool,
         run,
@@ -174,28 +165,14 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
     )
     .await
     .unwrap();
-    let last = runs::transition(
-        &app.pool,
-        run,
-        3,
-        StepEvent::Passed,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    let last = step(&app.pool, run, 3, StepEvent::Passed, &olga)
+        .await
+        .unwrap();
     assert_eq!(last.run_state, RunState::Completed);
 
-    let err = runs::transition(
-        &app.pool,
-        run,
-        3,
-        StepEvent::Retry,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = step(&app.pool, run, 3, StepEvent::Retry, &olga)
+        .await
+        .unwrap_err();
     assert!(message(err).contains("is completed; its steps cannot change"));
 
     let output: Vec<(String, Vec<u8>)> =
@@ -248,16 +225,9 @@ async fn two_runs_never_run_destructive_steps_on_one_host_at_once(pool: PgPool) 
         .await
         .unwrap();
     for run in [a, b] {
-        runs::transition(
-            &app.pool,
-            run,
-            2,
-            StepEvent::RequestApproval,
-            &olga,
-            TransitionInput::default(),
-        )
-        .await
-        .unwrap();
+        step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
+            .await
+            .unwrap();
     }
     runs::transition(
         &app.pool,
@@ -284,16 +254,9 @@ async fn two_runs_never_run_destructive_steps_on_one_host_at_once(pool: PgPool) 
         "Another run is executing a destructive step on cluman right now; wait until it has finished."
     );
     // Another host is fine, and so is the same host once the first has finished.
-    runs::transition(
-        &app.pool,
-        a,
-        2,
-        StepEvent::Passed,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, a, 2, StepEvent::Passed, &olga)
+        .await
+        .unwrap();
     runs::transition(
         &app.pool,
         b,
@@ -326,16 +289,9 @@ async fn a_restart_interrupts_running_steps_and_a_destructive_one_needs_approval
     )
     .await
     .unwrap();
-    runs::transition(
-        &app.pool,
-        run,
-        0,
-        StepEvent::Passed,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, run, 0, StepEvent::Passed, &olga)
+        .await
+        .unwrap();
     runs::transition(
         &app.pool,
         run,
@@ -349,16 +305,9 @@ async fn a_restart_interrupts_running_steps_and_a_destructive_one_needs_approval
     )
     .await
     .unwrap();
-    runs::transition(
-        &app.pool,
-        run,
-        2,
-        StepEvent::RequestApproval,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
+        .await
+        .unwrap();
     runs::transition(
         &app.pool,
         run,
@@ -385,16 +334,9 @@ async fn a_restart_interrupts_running_steps_and_a_destructive_one_needs_approval
             .unwrap();
     assert_eq!(actor, "system");
 
-    let retried = runs::transition(
-        &app.pool,
-        run,
-        2,
-        StepEvent::Retry,
-        &olga,
-        TransitionInput::default(),
-    )
-    .await
-    .unwrap();
+    let retried = step(&app.pool, run, 2, StepEvent::Retry, &olga)
+        .await
+        .unwrap();
     assert_eq!(retried.state, StepState::AwaitingApproval);
     let attempts: i32 =
         sqlx::query_scalar("SELECT attempts FROM run_steps WHERE run_id = $1 AND position = 2")
