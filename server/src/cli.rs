@@ -9,7 +9,8 @@ use std::path::PathBuf;
 ///
 /// Settings come from an optional TOML file and `PORTAL_<KEY>` environment
 /// variables (keys: listen, public_url, database_url, session_idle_minutes,
-/// session_lifetime_hours, site_root, runbooks_dir, log_format); the database from
+/// session_lifetime_hours, site_root, runbooks_dir, sites_file, log_format); the
+/// database from
 /// DATABASE_URL.
 #[derive(Debug, Parser)]
 #[command(name = "recovery-portal", version, propagate_version = true)]
@@ -45,6 +46,21 @@ pub enum Command {
     /// Work with runbooks (the procedures as TOML files).
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// Work with sites (the clusters' hosts, keys and known host keys).
+    #[command(subcommand)]
+    Site(SiteCommand),
+}
+
+/// Site commands.
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Check a sites file (default: `sites_file`, `sites.toml`): its syntax, each
+    /// site's key (with its passphrase variable) and known hosts, and which runbook
+    /// hosts a site does not define. Exit 0 when usable, 1 when not.
+    Check {
+        /// The sites file.
+        file: Option<PathBuf>,
+    },
 }
 
 /// Runbook commands.

@@ -26,6 +26,8 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// The directory of runbook files, loaded and checked at start.
     pub runbooks_dir: PathBuf,
+    /// The sites file: the clusters' hosts and how to reach them.
+    pub sites_file: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -40,6 +42,7 @@ impl fmt::Debug for Settings {
             .field("session_lifetime_hours", &self.session_lifetime_hours)
             .field("site_root", &self.site_root)
             .field("runbooks_dir", &self.runbooks_dir)
+            .field("sites_file", &self.sites_file)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -140,6 +143,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "runbooks_dir",
         expected: "a directory path",
+    },
+    Key {
+        name: "sites_file",
+        expected: "a file path",
     },
     Key {
         name: "log_format",
@@ -321,6 +328,11 @@ impl Settings {
             Some(r) => return Err(bad("runbooks_dir", r)),
             None => PathBuf::from("runbooks"),
         };
+        let sites_file = match raw.get("sites_file") {
+            Some(r) if !r.value.trim().is_empty() => PathBuf::from(r.value.trim()),
+            Some(r) => return Err(bad("sites_file", r)),
+            None => PathBuf::from("sites.toml"),
+        };
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -337,6 +349,7 @@ impl Settings {
             session_lifetime_hours,
             site_root,
             runbooks_dir,
+            sites_file,
             log_format,
         })
     }

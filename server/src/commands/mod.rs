@@ -4,6 +4,7 @@
 mod audit;
 mod runbook;
 mod serve;
+mod site;
 mod user;
 
 use crate::cli::{Cli, Command};
@@ -72,6 +73,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             audit::run(&pool, command).await
         }
         Command::Runbook(command) => Ok(runbook::run(&settings, command)),
+        Command::Site(command) => Ok(site::run(&settings, command)),
     }
 }
 

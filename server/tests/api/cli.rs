@@ -187,7 +187,7 @@ fn help_documents_every_subcommand() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "user", "audit"] {
+    for cmd in ["serve", "migrate", "user", "audit", "runbook", "site"] {
         assert!(help.contains(cmd), "{help}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
@@ -259,5 +259,62 @@ fn serve_refuses_to_start_on_an_invalid_runbook() {
     assert!(
         err.contains("bad.toml:10:8: unknown host \"db01\""),
         "{err}"
+    );
+}
+
+#[test]
+fn site_check_loads_keys_and_known_hosts_and_names_problems() {
+    let dir = temp_dir("sites");
+    let key = dir.join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).unwrap();
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!(
+            "cluman {}",
+            public
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    )
+    .unwrap();
+    let sites = dir.join("sites.toml");
+    let good = "[[sites]]\nname = \"fra1\"\nuser = \"cps\"\nkey = \"id_ed25519\"\nknown_hosts = \"known_hosts\"\njump_host = \"cluman\"\n\n[[sites.hosts]]\nname = \"cluman\"\naddress = \"10.10.1.5\"\n";
+    std::fs::write(&sites, good).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+            .args(["site", "check"])
+            .arg(&sites)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(
+            "ok  site fra1 (1 hosts, jump host cluman)\n    note: runbook steps on pcrfclient01"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    std::fs::write(
+        &sites,
+        good.replace("key = \"id_ed25519\"", "key = \"missing_key\""),
+    )
+    .unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("site fra1: cannot use the SSH key"),
+        "{}",
+        stdout(&out)
     );
 }
