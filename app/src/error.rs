@@ -81,11 +81,8 @@ impl FromServerFnError for AppError {
         // On the server this is a request the function could not even decode:
         // answer 400, not the default 500.
         #[cfg(feature = "ssr")]
-        if let (AppError::Invalid { .. }, Some(response)) = (
-            &error,
-            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
-        ) {
-            response.set_status(http::StatusCode::BAD_REQUEST);
+        if matches!(error, AppError::Invalid { .. }) {
+            crate::ssr::respond::set_status(400);
         }
         error
     }

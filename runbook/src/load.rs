@@ -895,22 +895,25 @@ pub fn load_file(path: &Path) -> Result<Runbook, Vec<Diagnostic>> {
     }
 }
 
-/// Loads every `*.toml` file of a directory, in name order; runbook ids must be unique.
-pub fn load_dir(dir: &Path) -> Result<Vec<Runbook>, Vec<Diagnostic>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        vec![Diagnostic {
-            file: dir.display().to_string(),
-            line: 1,
-            column: 1,
-            message: format!("cannot be read: {e}"),
-        }]
+/// The `*.toml` files of a directory, in name order.
+pub fn runbook_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, Diagnostic> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Diagnostic {
+        file: dir.display().to_string(),
+        line: 1,
+        column: 1,
+        message: format!("cannot be read: {e}"),
     })?;
     let mut files: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    load_files(&files)
+    Ok(files)
+}
+
+/// Loads every `*.toml` file of a directory, in name order; runbook ids must be unique.
+pub fn load_dir(dir: &Path) -> Result<Vec<Runbook>, Vec<Diagnostic>> {
+    load_files(&runbook_files(dir).map_err(|d| vec![d])?)
 }
 
 /// Loads the given files; runbook ids must be unique across them.

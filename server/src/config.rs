@@ -318,21 +318,14 @@ impl Settings {
             };
         let session_idle_minutes = int_in("session_idle_minutes", 30, 1..=1440)?;
         let session_lifetime_hours = int_in("session_lifetime_hours", 12, 1..=168)?;
-        let site_root = match raw.get("site_root") {
-            Some(r) if !r.value.trim().is_empty() => PathBuf::from(r.value.trim()),
-            Some(r) => return Err(bad("site_root", r)),
-            None => PathBuf::from("target/site"),
+        let path = |name: &'static str, default: &str| match raw.get(name) {
+            Some(r) if !r.value.trim().is_empty() => Ok(PathBuf::from(r.value.trim())),
+            Some(r) => Err(bad(name, r)),
+            None => Ok(PathBuf::from(default)),
         };
-        let runbooks_dir = match raw.get("runbooks_dir") {
-            Some(r) if !r.value.trim().is_empty() => PathBuf::from(r.value.trim()),
-            Some(r) => return Err(bad("runbooks_dir", r)),
-            None => PathBuf::from("runbooks"),
-        };
-        let sites_file = match raw.get("sites_file") {
-            Some(r) if !r.value.trim().is_empty() => PathBuf::from(r.value.trim()),
-            Some(r) => return Err(bad("sites_file", r)),
-            None => PathBuf::from("sites.toml"),
-        };
+        let site_root = path("site_root", "target/site")?;
+        let runbooks_dir = path("runbooks_dir", "runbooks")?;
+        let sites_file = path("sites_file", "sites.toml")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,

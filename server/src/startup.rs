@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
@@ -193,8 +194,15 @@ impl Application {
             .layer(sessions);
 
         let public_origin: Arc<str> = Arc::from(settings.public_origin());
+        // The bundle and static files are served outside the session layer: its
+        // sliding expiry saves the session on every request it sees.
         let router = Router::new()
             .route("/healthz", get(health::healthz).with_state(pool))
+            .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
+            .route_service(
+                "/favicon.svg",
+                ServeFile::new(settings.site_root.join("favicon.svg")),
+            )
             .merge(pages)
             .layer(axum::middleware::from_fn_with_state(
                 public_origin,

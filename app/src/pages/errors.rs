@@ -3,20 +3,11 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-#[cfg(feature = "ssr")]
-fn set_status(code: u16) {
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(
-            http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-        );
-    }
-}
-
 /// Shown when the signed-in user's role does not allow the page.
 #[component]
 pub fn Forbidden() -> impl IntoView {
     #[cfg(feature = "ssr")]
-    set_status(403);
+    crate::ssr::respond::set_status(403);
     view! {
         <Title text="Not allowed · Recovery Portal"/>
         <section class="error-page">
@@ -31,7 +22,7 @@ pub fn Forbidden() -> impl IntoView {
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
-    set_status(404);
+    crate::ssr::respond::set_status(404);
     view! {
         <Title text="Not found · Recovery Portal"/>
         <section class="error-page">

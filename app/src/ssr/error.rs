@@ -36,12 +36,7 @@ impl From<ServiceError> for AppError {
                 AppError::Internal { reference }
             }
         };
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(
-                http::StatusCode::from_u16(app.status_code())
-                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-            );
-        }
+        super::respond::set_status(app.status_code());
         app
     }
 }

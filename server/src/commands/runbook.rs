@@ -7,25 +7,17 @@ use runbook::Runbook;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn files_of(paths: &[PathBuf]) -> Vec<PathBuf> {
+/// The files to check: each directory's `*.toml` files, and files as given.
+fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, runbook::Diagnostic> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                        .collect()
-                })
-                .unwrap_or_else(|_| vec![path.clone()]);
-            found.sort();
-            files.extend(found);
+            files.extend(runbook::load::runbook_files(path)?);
         } else {
             files.push(path.clone());
         }
     }
-    files
+    Ok(files)
 }
 
 pub fn run(settings: &Settings, command: RunbookCommand) -> ExitCode {
@@ -36,7 +28,13 @@ pub fn run(settings: &Settings, command: RunbookCommand) -> ExitCode {
             } else {
                 paths
             };
-            let files = files_of(&paths);
+            let files = match files_of(&paths) {
+                Ok(files) => files,
+                Err(d) => {
+                    println!("{d}");
+                    return ExitCode::from(1);
+                }
+            };
             if files.is_empty() {
                 eprintln!(
                     "error: no runbook files (*.toml) in {}",

@@ -344,3 +344,26 @@ async fn a_pending_password_change_blocks_everything_but_account(pool: PgPool) {
         StatusCode::OK
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn static_files_do_not_touch_the_session(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let b = app.signed_in("alice", Role::Operator).await;
+    let expiry = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "SELECT expiry_date FROM tower_sessions.session",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let first = expiry().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = b.get("/pkg/recovery-portal.css").await;
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(
+        expiry().await,
+        first,
+        "a static file request must not save the session"
+    );
+}
