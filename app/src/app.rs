@@ -5,7 +5,8 @@ use crate::components::nav::NavBar;
 use crate::error::AppError;
 use crate::model::user::Me;
 use crate::pages::{
-    AccountPage, AuditPage, HomePage, LoginPage, NotFound, RunbookPage, RunbooksPage, UsersPage,
+    AccountPage, AuditPage, HomePage, LoginPage, NotFound, RunPage, RunbookPage, RunbooksPage,
+    RunsPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -112,6 +113,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/audit") view=AuditPage/>
                     <Route path=path!("/runbooks") view=RunbooksPage/>
                     <Route path=path!("/runbooks/:id") view=RunbookPage/>
+                    <Route path=path!("/runs") view=RunsPage/>
+                    <Route path=path!("/runs/:id") view=RunPage/>
                 </Routes>
             </main>
         </Router>

@@ -29,6 +29,9 @@ pub enum AppError {
     /// A field of a form or argument was not acceptable.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// Several fields of a form were not acceptable: (field, message) each.
+    #[error("Please correct: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    Fields(Vec<(String, String)>),
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -58,7 +61,7 @@ impl AppError {
             AppError::Unauthenticated | AppError::BadCredentials => 401,
             AppError::PasswordChangeRequired | AppError::Forbidden { .. } => 403,
             AppError::Throttled { .. } => 429,
-            AppError::Invalid { .. } => 400,
+            AppError::Invalid { .. } | AppError::Fields(_) => 400,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::Internal { .. } => 500,

@@ -28,6 +28,8 @@ pub struct Settings {
     pub runbooks_dir: PathBuf,
     /// The sites file: the clusters' hosts and how to reach them.
     pub sites_file: PathBuf,
+    /// The backup store: where transfer steps keep files taken from the site.
+    pub backup_store: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -43,6 +45,7 @@ impl fmt::Debug for Settings {
             .field("site_root", &self.site_root)
             .field("runbooks_dir", &self.runbooks_dir)
             .field("sites_file", &self.sites_file)
+            .field("backup_store", &self.backup_store)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -147,6 +150,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "sites_file",
         expected: "a file path",
+    },
+    Key {
+        name: "backup_store",
+        expected: "a directory path",
     },
     Key {
         name: "log_format",
@@ -326,6 +333,7 @@ impl Settings {
         let site_root = path("site_root", "target/site")?;
         let runbooks_dir = path("runbooks_dir", "runbooks")?;
         let sites_file = path("sites_file", "sites.toml")?;
+        let backup_store = path("backup_store", "backup-store")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -343,6 +351,7 @@ impl Settings {
             site_root,
             runbooks_dir,
             sites_file,
+            backup_store,
             log_format,
         })
     }

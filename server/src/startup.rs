@@ -1,7 +1,7 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
-use crate::web::{csrf, health, page_guard};
+use crate::web::{csrf, health, live, page_guard};
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
 use app::{shell, App};
@@ -115,6 +115,7 @@ impl Application {
         settings: &Settings,
         pool: PgPool,
         runbooks: Vec<runbook::Runbook>,
+        executor: Arc<dyn app::ssr::engine::executor::Executor>,
     ) -> Result<Self, StartupError> {
         let listener =
             TcpListener::bind(settings.listen)
@@ -135,6 +136,7 @@ impl Application {
                 absolute_lifetime: chrono::Duration::hours(settings.session_lifetime_hours),
                 ..AuthSettings::default()
             }),
+            engine: app::ssr::engine::Engine::new(pool.clone(), &runbooks, executor),
             runbooks: Arc::new(runbooks),
         };
 
@@ -191,6 +193,10 @@ impl Application {
                 state.clone(),
                 page_guard::guard,
             ))
+            .layer(sessions.clone());
+        let live_events = Router::new()
+            .route("/api/runs/{id}/live", get(live::events))
+            .with_state(state.clone())
             .layer(sessions);
 
         let public_origin: Arc<str> = Arc::from(settings.public_origin());
@@ -203,6 +209,7 @@ impl Application {
                 "/favicon.svg",
                 ServeFile::new(settings.site_root.join("favicon.svg")),
             )
+            .merge(live_events)
             .merge(pages)
             .layer(axum::middleware::from_fn_with_state(
                 public_origin,

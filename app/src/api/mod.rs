@@ -7,4 +7,5 @@
 pub mod audit;
 pub mod auth;
 pub mod runbooks;
+pub mod runs;
 pub mod users;

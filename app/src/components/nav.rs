@@ -19,6 +19,8 @@ pub fn NavBar() -> impl IntoView {
                 {usable.then(|| view! { <li><A href="/">"Home"</A></li> })}
                 {(usable && me.role.permits(Permission::RunRecoveries))
                     .then(|| view! { <li><A href="/runbooks">"Runbooks"</A></li> })}
+                {(usable && me.role.permits(Permission::ViewRuns))
+                    .then(|| view! { <li><A href="/runs">"Runs"</A></li> })}
                 {(usable && me.role.permits(Permission::ReadAudit))
                     .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
                 {(usable && me.role.permits(Permission::ManageUsers))

@@ -1,9 +1,11 @@
 //! Types shared by the browser and the server, and the pure rules on them.
 
+pub mod ansi;
 pub mod audit;
 pub mod password;
 pub mod role;
 pub mod run;
+pub mod run_view;
 pub mod runbook;
 pub mod user;
 

@@ -22,6 +22,7 @@ pub enum Role {
 /// Something a role may be allowed to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Permission {
+    ViewRuns,
     RunRecoveries,
     ApproveDestructiveSteps,
     ReadAudit,
@@ -30,7 +31,8 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order the UI lists them.
-    pub const ALL: [Permission; 4] = [
+    pub const ALL: [Permission; 5] = [
+        Permission::ViewRuns,
         Permission::RunRecoveries,
         Permission::ApproveDestructiveSteps,
         Permission::ReadAudit,
@@ -40,6 +42,7 @@ impl Permission {
     /// What the permission lets a user do, in the words the UI uses.
     pub fn description(self) -> &'static str {
         match self {
+            Permission::ViewRuns => "follow runs and their output",
             Permission::RunRecoveries => "run recovery procedures on a site",
             Permission::ApproveDestructiveSteps => {
                 "approve destructive steps requested by other users"
@@ -68,13 +71,13 @@ impl Role {
     pub fn permits(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Operator => matches!(permission, RunRecoveries),
+            Role::Operator => matches!(permission, ViewRuns | RunRecoveries),
             Role::Supervisor => matches!(
                 permission,
-                RunRecoveries | ApproveDestructiveSteps | ReadAudit
+                ViewRuns | RunRecoveries | ApproveDestructiveSteps | ReadAudit
             ),
-            Role::Auditor => matches!(permission, ReadAudit),
-            Role::Admin => matches!(permission, ManageUsers | ReadAudit),
+            Role::Auditor => matches!(permission, ViewRuns | ReadAudit),
+            Role::Admin => matches!(permission, ViewRuns | ManageUsers | ReadAudit),
         }
     }
 
@@ -120,13 +123,13 @@ mod tests {
     fn permission_table_matches_the_issue() {
         use Permission::*;
         let table = [
-            (Role::Operator, vec![RunRecoveries]),
+            (Role::Operator, vec![ViewRuns, RunRecoveries]),
             (
                 Role::Supervisor,
-                vec![RunRecoveries, ApproveDestructiveSteps, ReadAudit],
+                vec![ViewRuns, RunRecoveries, ApproveDestructiveSteps, ReadAudit],
             ),
-            (Role::Auditor, vec![ReadAudit]),
-            (Role::Admin, vec![ReadAudit, ManageUsers]),
+            (Role::Auditor, vec![ViewRuns, ReadAudit]),
+            (Role::Admin, vec![ViewRuns, ReadAudit, ManageUsers]),
         ];
         for (role, expected) in table {
             assert_eq!(role.permissions(), expected, "{role}");

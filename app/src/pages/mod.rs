@@ -6,6 +6,8 @@ mod errors;
 mod home;
 mod login;
 mod runbooks;
+mod runs;
+mod start_run;
 mod users;
 
 pub use account::AccountPage;
@@ -14,6 +16,7 @@ pub use errors::{Forbidden, NotFound};
 pub use home::HomePage;
 pub use login::LoginPage;
 pub use runbooks::{RunbookPage, RunbooksPage};
+pub use runs::{RunPage, RunsPage};
 pub use users::UsersPage;
 
 use crate::model::Permission;
@@ -45,6 +48,10 @@ pub fn page_access(path: &str) -> PageAccess {
         "/runbooks" => PageAccess::Needs(Permission::RunRecoveries),
         p if p.starts_with("/runbooks/") && !p["/runbooks/".len()..].contains('/') => {
             PageAccess::Needs(Permission::RunRecoveries)
+        }
+        "/runs" => PageAccess::Needs(Permission::ViewRuns),
+        p if p.starts_with("/runs/") && p["/runs/".len()..].parse::<i64>().is_ok() => {
+            PageAccess::Needs(Permission::ViewRuns)
         }
         _ => PageAccess::Unknown,
     }

@@ -6,6 +6,7 @@ use crate::components::notice::ErrorBox;
 use crate::error::AppError;
 use crate::model::runbook::{ParameterView, RunbookDetail, RunbookSummary, StepView};
 use crate::model::user::Me;
+use crate::pages::start_run::StartRunForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -126,6 +127,7 @@ fn detail(rb: Resource<Result<RunbookDetail, AppError>>) -> AnyView {
                             </p>
                             <p class="hash">"File " <code>{rb.source_path.clone()}</code> " · SHA-256 " <code>{rb.sha256.clone()}</code></p>
                         </section>
+                        <StartRunForm rb=rb.clone()/>
                         <section class="card">
                             <h2>"Parameters"</h2>
                             {if rb.parameters.is_empty() {

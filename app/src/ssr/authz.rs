@@ -28,6 +28,7 @@ macro_rules! capability {
         }
     };
 }
+capability!(ViewRuns);
 capability!(RunRecoveries);
 capability!(ApproveDestructiveSteps);
 capability!(ReadAudit);

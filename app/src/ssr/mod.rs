@@ -7,6 +7,8 @@
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
 //! - [`runs`]: runs and their steps in the database, through the step state machine.
+//! - [`engine`]: executing runs: the operator's commands, the executor, outcomes.
+//! - [`live`]: live events of runs for open run pages.
 //! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
 //! - [`respond`]: answers that depend on how a server function was called.
@@ -15,7 +17,9 @@ pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod catalogue;
+pub mod engine;
 pub mod error;
+pub mod live;
 pub mod passwords;
 pub mod respond;
 pub mod runs;

@@ -7,6 +7,8 @@ use super::ServiceError;
 use crate::error::AppError;
 use crate::model::audit::AuditAction;
 use crate::model::run::{next, run_state, RunState, StepEvent, StepState};
+use crate::model::run_view::{AttemptView, Outcome, OutputChunk, RunFilter, RunSummary};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::BTreeMap;
@@ -70,6 +72,9 @@ pub struct TransitionInput<'a> {
     /// When the step starts running: the host and the canonical rendered action.
     pub host: Option<&'a str>,
     pub action: Option<&'a str>,
+    /// When the step finishes (passed or failed): how its attempt ended. Stored
+    /// with the attempt and in the audit event, in the same transaction.
+    pub outcome: Option<&'a Outcome>,
 }
 
 /// The result of a transition.
@@ -186,13 +191,29 @@ pub async fn transition(
         None
     };
 
+    if let Some(outcome) = input.outcome {
+        sqlx::query(
+            "UPDATE step_attempts SET finished_at = now(), outcome = $4 WHERE run_id = $1 AND position = $2 AND attempt = $3",
+        )
+        .bind(run_id)
+        .bind(position)
+        .bind(attempt)
+        .bind(json!(outcome))
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let mut details = json!({ "from": from.as_str(), "to": to.as_str(), "attempt": attempt, "host": input.host, "action": input.action, "reason": reason });
+    if let Some(outcome) = input.outcome {
+        details["outcome"] = json!(outcome);
+    }
     audit::append(
         &mut tx,
         NewEvent::new(
             actor,
             AuditAction::Step(event),
             format!("run:{run_id}/step:{step_id}"),
-            json!({ "from": from.as_str(), "to": to.as_str(), "attempt": attempt, "host": input.host, "action": input.action, "reason": reason }),
+            details,
         ),
     )
     .await?;
@@ -268,4 +289,237 @@ pub async fn interrupt_running(pool: &PgPool) -> Result<usize, ServiceError> {
     }
     tx.commit().await?;
     Ok(rows.len())
+}
+
+/// Stores how an attempt ended when its step can no longer change (the run was
+/// cancelled while it ran), so the result is not lost.
+pub async fn record_outcome(
+    pool: &PgPool,
+    attempt_id: i64,
+    outcome: &Outcome,
+) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE step_attempts SET finished_at = now(), outcome = $2 WHERE id = $1 AND outcome IS NULL")
+        .bind(attempt_id)
+        .bind(json!(outcome))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A step of a run as stored.
+#[derive(Clone, Debug)]
+pub struct StepRow {
+    pub position: i32,
+    pub step_id: String,
+    pub state: StepState,
+    pub destructive: bool,
+    pub note: Option<String>,
+}
+
+/// A run as stored, with what its steps need to render.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub summary: RunSummary,
+    pub runbook_sha256: String,
+    pub runbook_source: String,
+    pub parameters: BTreeMap<String, String>,
+    pub steps: Vec<StepRow>,
+    /// Values captured by the last attempt of every succeeded step.
+    pub captures: BTreeMap<String, String>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn summary_from(row: &sqlx::postgres::PgRow) -> Result<RunSummary, ServiceError> {
+    let state: String = row.try_get("state")?;
+    let current_state: Option<String> = row.try_get("current_state")?;
+    let current_title: Option<String> = row.try_get("current_title")?;
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        runbook_id: row.try_get("runbook_id")?,
+        runbook_title: row.try_get("runbook_title")?,
+        site: row.try_get("site")?,
+        state: match state.as_str() {
+            "completed" => RunState::Completed,
+            "cancelled" => RunState::Cancelled,
+            _ => RunState::Active,
+        },
+        started_by: row.try_get("started_by")?,
+        started_at: rfc3339(row.try_get("started_at")?),
+        finished_at: row
+            .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
+            .map(rfc3339),
+        steps: usize::try_from(row.try_get::<i64, _>("steps")?).unwrap_or(0),
+        steps_done: usize::try_from(row.try_get::<i64, _>("steps_done")?).unwrap_or(0),
+        current: match (current_title, current_state) {
+            (Some(t), Some(s)) => Some((t, parse_state(&s)?)),
+            _ => None,
+        },
+    })
+}
+
+const SUMMARY_SELECT: &str = "SELECT r.id, r.runbook_id, r.runbook_title, r.site, r.state, u.username AS started_by, \
+     r.started_at, r.finished_at, \
+     (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps, \
+     (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id AND s.state IN ('succeeded', 'skipped')) AS steps_done, \
+     c.title AS current_title, c.state AS current_state \
+     FROM runs r JOIN users u ON u.id = r.started_by \
+     LEFT JOIN LATERAL (SELECT title, state FROM run_steps s WHERE s.run_id = r.id AND s.state NOT IN ('succeeded', 'skipped') ORDER BY position LIMIT 1) c ON true";
+
+/// The runs the list shows, newest first; at most `limit`.
+pub async fn list(
+    pool: &PgPool,
+    filter: RunFilter,
+    runbook: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunSummary>, ServiceError> {
+    let states: &[&str] = match filter {
+        RunFilter::Active => &["active"],
+        RunFilter::Finished => &["completed", "cancelled"],
+        RunFilter::All => &["active", "completed", "cancelled"],
+    };
+    let rows = sqlx::query(&format!(
+        "{SUMMARY_SELECT} WHERE r.state = ANY($1) AND ($2::text IS NULL OR r.runbook_id = $2) ORDER BY r.started_at DESC, r.id DESC LIMIT $3"
+    ))
+    .bind(states)
+    .bind(runbook)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary_from).collect()
+}
+
+/// Run `run_id` with its steps and captured values.
+pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError> {
+    let row = sqlx::query(&format!("{SUMMARY_SELECT} WHERE r.id = $1"))
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("There is no run {run_id}.")))?;
+    let summary = summary_from(&row)?;
+    let extra =
+        sqlx::query("SELECT runbook_sha256, runbook_source, parameters FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(pool)
+            .await?;
+    let parameters: serde_json::Value = extra.try_get("parameters")?;
+    let parameters: BTreeMap<String, String> = serde_json::from_value(parameters)
+        .map_err(|e| ServiceError::Internal(format!("runs.parameters of run {run_id}: {e}")))?;
+    let steps = sqlx::query(
+        "SELECT position, step_id, state, destructive, note FROM run_steps WHERE run_id = $1 ORDER BY position",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(StepRow {
+            position: r.try_get("position")?,
+            step_id: r.try_get("step_id")?,
+            state: parse_state(&r.try_get::<String, _>("state")?)?,
+            destructive: r.try_get("destructive")?,
+            note: r.try_get("note")?,
+        })
+    })
+    .collect::<Result<Vec<_>, ServiceError>>()?;
+    // The values of the last attempt of each succeeded step, in step order, so a
+    // later step's capture of the same name wins.
+    let outcomes: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT a.outcome FROM run_steps s JOIN LATERAL \
+         (SELECT outcome FROM step_attempts a WHERE a.run_id = s.run_id AND a.position = s.position ORDER BY attempt DESC LIMIT 1) a ON true \
+         WHERE s.run_id = $1 AND s.state = 'succeeded' AND a.outcome IS NOT NULL ORDER BY s.position",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let mut captures = BTreeMap::new();
+    for o in outcomes {
+        if let Ok(outcome) = serde_json::from_value::<Outcome>(o) {
+            captures.extend(outcome.captures);
+        }
+    }
+    Ok(RunRecord {
+        summary,
+        runbook_sha256: extra.try_get("runbook_sha256")?,
+        runbook_source: extra.try_get("runbook_source")?,
+        parameters,
+        steps,
+        captures,
+    })
+}
+
+/// Every attempt of every step of a run, with its output, by step position.
+pub async fn attempts(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<BTreeMap<i32, Vec<AttemptView>>, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT id, position, attempt, host, action, started_by, started_at, finished_at, outcome \
+         FROM step_attempts WHERE run_id = $1 ORDER BY position, attempt",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let chunks = sqlx::query(
+        "SELECT o.attempt_id, o.seq, o.stream, o.data FROM step_output o JOIN step_attempts a ON a.id = o.attempt_id \
+         WHERE a.run_id = $1 ORDER BY o.attempt_id, o.seq",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let mut output: BTreeMap<i64, Vec<(i32, bool, Vec<u8>)>> = BTreeMap::new();
+    for c in &chunks {
+        output.entry(c.try_get("attempt_id")?).or_default().push((
+            c.try_get("seq")?,
+            c.try_get::<String, _>("stream")? == "stderr",
+            c.try_get("data")?,
+        ));
+    }
+    let mut by_step: BTreeMap<i32, Vec<AttemptView>> = BTreeMap::new();
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let outcome: Option<serde_json::Value> = r.try_get("outcome")?;
+        by_step
+            .entry(r.try_get("position")?)
+            .or_default()
+            .push(AttemptView {
+                id,
+                attempt: r.try_get("attempt")?,
+                host: r.try_get("host")?,
+                action: r.try_get("action")?,
+                started_by: r.try_get("started_by")?,
+                started_at: rfc3339(r.try_get("started_at")?),
+                finished_at: r
+                    .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
+                    .map(rfc3339),
+                outcome: outcome.and_then(|o| serde_json::from_value(o).ok()),
+                output: merge_chunks(output.remove(&id).unwrap_or_default()),
+            });
+    }
+    Ok(by_step)
+}
+
+/// Joins consecutive chunks of the same stream, decoding each stream's bytes
+/// whole so that no character is cut.
+fn merge_chunks(chunks: Vec<(i32, bool, Vec<u8>)>) -> Vec<OutputChunk> {
+    let mut merged: Vec<(i32, bool, Vec<u8>)> = Vec::new();
+    for (seq, stderr, data) in chunks {
+        match merged.last_mut() {
+            Some(last) if last.1 == stderr => {
+                last.0 = seq;
+                last.2.extend_from_slice(&data);
+            }
+            _ => merged.push((seq, stderr, data)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(seq, stderr, data)| OutputChunk {
+            seq,
+            stderr,
+            text: String::from_utf8_lossy(&data).into_owned(),
+        })
+        .collect()
 }

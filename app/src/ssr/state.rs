@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     /// The runbooks loaded (and checked) at start.
     pub runbooks: Arc<Vec<runbook::Runbook>>,
+    /// Executes runs.
+    pub engine: Arc<super::engine::Engine>,
 }
 
 /// The state provided to the current server function or page render.

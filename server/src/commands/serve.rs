@@ -2,13 +2,45 @@
 
 use super::CommandError;
 use crate::config::Settings;
+use crate::exec::executor::SiteExecutor;
+use crate::exec::site::{self, Site};
 use crate::startup::{self, Application};
 use app::model::audit::AuditAction;
 use app::ssr::audit::{self, Actor, NewEvent};
 use app::ssr::bootstrap;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The configured sites; none when the sites file does not exist.
+fn load_sites(settings: &Settings) -> Result<Vec<Site>, CommandError> {
+    let file = &settings.sites_file;
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %file.display(), "no sites file: runs cannot be started until sites are configured");
+            return Ok(Vec::new());
+        }
+        Err(e) => {
+            return Err(CommandError::Input(format!(
+                "{}: cannot be read: {e}",
+                file.display()
+            )))
+        }
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    site::parse(&file.display().to_string(), &text, base).map_err(|errors| {
+        CommandError::Input(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
 
 pub async fn serve(
     mut settings: Settings,
@@ -30,7 +62,10 @@ pub async fn serve(
     if interrupted > 0 {
         tracing::warn!(interrupted, "steps that were running when the portal stopped are marked interrupted; their operators decide what follows");
     }
-    let app = Application::build(&settings, pool.clone(), runbooks).await?;
+    let sites = load_sites(&settings)?;
+    let executor = SiteExecutor::new(sites, settings.backup_store.clone())
+        .map_err(|e| CommandError::Input(e.to_string()))?;
+    let app = Application::build(&settings, pool.clone(), runbooks, Arc::new(executor)).await?;
     let port = app.port();
     let mut url = settings.public_url.clone();
     if settings.listen.port() == 0 {

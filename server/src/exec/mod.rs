@@ -4,7 +4,11 @@
 //! - [`site`]: the hosts of a site, and a run's connections to them.
 //! - [`ssh`]: commands over SSH with russh, through the Cluster Manager as jump
 //!   host, streamed, with timeouts and cancellation.
+//! - [`transfer`]: files copied over SFTP between VMs and the backup store.
+//! - [`executor`]: the engine's executor: all of the above for runs.
 
+pub mod executor;
 pub mod known_hosts;
 pub mod site;
 pub mod ssh;
+pub mod transfer;

@@ -235,6 +235,11 @@ impl SiteSession {
         }
     }
 
+    /// Drops the connection to `host` (after it failed), so the next use reconnects.
+    pub async fn forget(&self, host: &str) {
+        self.open.lock().await.remove(host);
+    }
+
     /// The connection to `host`, opening it (and the jump host's) if needed.
     pub async fn connection(&self, host: &str) -> Result<Arc<Connection>, SshError> {
         let mut open = self.open.lock().await;

@@ -383,6 +383,26 @@ impl Connection {
         })
     }
 
+    /// Opens an SFTP session on this connection (for transfers).
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SshError> {
+        let protocol = |message: String| SshError::Protocol {
+            host: self.host.clone(),
+            message,
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| protocol(e.to_string()))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| protocol(e.to_string()))?;
+        russh_sftp::client::SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| protocol(format!("the SFTP subsystem did not start: {e}")))
+    }
+
     /// Ends the connection politely.
     pub async fn close(self) {
         let _ = self

@@ -3,7 +3,9 @@
 //! - [`csrf`]: refuses state-changing requests that come from another site.
 //! - [`page_guard`]: sends pages to sign-in, Account or 403 before rendering.
 //! - [`health`]: `GET /healthz`.
+//! - [`live`]: a run's live events (server-sent events).
 
 pub mod csrf;
 pub mod health;
+pub mod live;
 pub mod page_guard;

@@ -3,13 +3,16 @@
 
 use app::model::Role;
 use app::ssr::audit::Actor;
+use app::ssr::engine::executor::Executor;
 use app::ssr::users;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use server::config::Settings;
+use server::exec::executor::SiteExecutor;
 use server::startup::Application;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A password that satisfies the policy.
@@ -48,11 +51,21 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, &[]).await
 }
 
-/// Starts the portal with extra `PORTAL_*` settings.
+/// Starts the portal with extra `PORTAL_*` settings and no sites.
 pub async fn spawn_app_with(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
+    let executor = SiteExecutor::new(Vec::new(), std::env::temp_dir()).expect("no sites");
+    spawn_app_on(pool, extra, Arc::new(executor)).await
+}
+
+/// Starts the portal reaching sites through `executor`.
+pub async fn spawn_app_on(
+    pool: PgPool,
+    extra: &[(&str, &str)],
+    executor: Arc<dyn Executor>,
+) -> TestApp {
     let settings = test_settings(extra);
     server::startup::migrate(&pool).await.expect("migrations");
-    let app = Application::build(&settings, pool.clone(), shipped_runbooks())
+    let app = Application::build(&settings, pool.clone(), shipped_runbooks(), executor)
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());

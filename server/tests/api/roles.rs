@@ -87,6 +87,28 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[("id", "verify-recovery")],
     ),
+    (
+        "/api/runs/sites",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[],
+    ),
+    (
+        "/api/runs/start",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("runbook", "verify-recovery"), ("site", "nowhere")],
+    ),
+    ("/api/runs/list", Admits::SignedIn, &[("filter", "all")]),
+    ("/api/runs/show", Admits::SignedIn, &[("id", "1")]),
+    (
+        "/api/runs/step",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("run", "1"), ("position", "0"), ("command", "run")],
+    ),
+    (
+        "/api/runs/cancel",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("run", "1"), ("reason", "drill over")],
+    ),
 ];
 
 #[test]

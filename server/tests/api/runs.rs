@@ -39,6 +39,7 @@ fn running<'a>(host: &'a str, action: &'a str) -> TransitionInput<'a> {
         host: Some(host),
         action: Some(action),
         reason: None,
+        outcome: None,
     }
 }
 

@@ -1,0 +1,128 @@
+//! Runs: starting them, following them, and the operator's commands on their steps.
+
+use crate::error::AppError;
+use crate::model::run_view::{RunSummary, RunView, SiteView};
+use leptos::prelude::*;
+use std::collections::BTreeMap;
+
+#[cfg(feature = "ssr")]
+use crate::ssr::{
+    audit::Actor,
+    authz::{require, RunRecoveries, ViewRuns},
+    engine::StepCommand as Command,
+    respond::redirect_plain_form,
+    state::app_state,
+};
+
+/// The sites runs can be started on.
+#[server(prefix = "/api", endpoint = "runs/sites")]
+pub async fn list_sites() -> Result<Vec<SiteView>, AppError> {
+    require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    Ok(state
+        .engine
+        .sites()
+        .into_iter()
+        .map(|s| SiteView {
+            name: s.name,
+            description: s.description,
+        })
+        .collect())
+}
+
+/// Starts a run; answers its id. Every unacceptable value is named.
+#[server(prefix = "/api", endpoint = "runs/start")]
+pub async fn start_run(
+    runbook: String,
+    site: String,
+    #[server(default)] params: BTreeMap<String, String>,
+) -> Result<i64, AppError> {
+    let caller = require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    let user = caller.user();
+    let id = state
+        .engine
+        .start(
+            user.id,
+            &Actor::User(user.username.clone()),
+            &runbook,
+            &site,
+            &params,
+        )
+        .await?;
+    redirect_plain_form(&format!("/runs/{id}"));
+    Ok(id)
+}
+
+/// Runs, newest first: `active`, `finished` or `all`, optionally of one runbook.
+#[server(prefix = "/api", endpoint = "runs/list")]
+pub async fn list_runs(
+    #[server(default)] filter: String,
+    #[server(default)] runbook: Option<String>,
+) -> Result<Vec<RunSummary>, AppError> {
+    require::<ViewRuns>().await?;
+    let state = app_state()?;
+    let filter = crate::model::run_view::RunFilter::parse(&filter);
+    let runbook = runbook.filter(|r| !r.is_empty());
+    Ok(state.engine.list(filter, runbook.as_deref()).await?)
+}
+
+/// One run with its steps, attempts and output.
+#[server(prefix = "/api", endpoint = "runs/show")]
+pub async fn show_run(id: i64) -> Result<RunView, AppError> {
+    require::<ViewRuns>().await?;
+    let state = app_state()?;
+    Ok(state.engine.view(id).await?)
+}
+
+/// The operator's command on a step: `run`, `confirm` (text: the observation),
+/// `skip` and `mark_done` (text: the reason), `request_approval`, `stop`.
+#[server(prefix = "/api", endpoint = "runs/step")]
+pub async fn command_step(
+    run: i64,
+    position: i32,
+    command: String,
+    #[server(default)] text: String,
+) -> Result<(), AppError> {
+    let caller = require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    let command =
+        match command.as_str() {
+            "run" => Command::Run,
+            "confirm" => Command::Confirm { observation: text },
+            "skip" => Command::Skip { reason: text },
+            "mark_done" => Command::MarkDone { reason: text },
+            "request_approval" => Command::RequestApproval,
+            "stop" => Command::Stop,
+            other => return Err(AppError::invalid(
+                "command",
+                format!(
+                    "{other:?} is not one of run, confirm, skip, mark_done, request_approval, stop"
+                ),
+            )),
+        };
+    state
+        .engine
+        .command(
+            run,
+            position,
+            command,
+            &Actor::User(caller.user().username.clone()),
+        )
+        .await?;
+    redirect_plain_form(&format!("/runs/{run}"));
+    Ok(())
+}
+
+/// Cancels a run, with a reason.
+#[server(prefix = "/api", endpoint = "runs/cancel")]
+pub async fn cancel_run(run: i64, #[server(default)] reason: String) -> Result<(), AppError> {
+    let caller = require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    state
+        .engine
+        .cancel_run(run, &reason, &Actor::User(caller.user().username.clone()))
+        .await?;
+    redirect_plain_form(&format!("/runs/{run}"));
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! What the wizard shows of runs: the runs list, one run with its steps, and the
+//! live events that keep an open run page current.
+
+use super::run::{RunState, StepEvent, StepState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A run in the runs list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub runbook_id: String,
+    pub runbook_title: String,
+    pub site: String,
+    pub state: RunState,
+    pub started_by: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub steps: usize,
+    pub steps_done: usize,
+    /// Title and state of the step the run is at.
+    pub current: Option<(String, StepState)>,
+}
+
+/// Which runs the list shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunFilter {
+    #[default]
+    Active,
+    Finished,
+    All,
+}
+
+impl RunFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunFilter::Active => "active",
+            RunFilter::Finished => "finished",
+            RunFilter::All => "all",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "finished" => RunFilter::Finished,
+            "all" => RunFilter::All,
+            _ => RunFilter::Active,
+        }
+    }
+}
+
+/// One run with everything the run page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunView {
+    pub summary: RunSummary,
+    pub runbook_sha256: String,
+    pub parameters: BTreeMap<String, String>,
+    /// Values captured so far by succeeded steps, by name.
+    pub captures: BTreeMap<String, String>,
+    pub steps: Vec<RunStepView>,
+    /// Position of the step the run is at.
+    pub current: Option<usize>,
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStepView {
+    pub position: i32,
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub destructive: bool,
+    pub state: StepState,
+    pub instructions: String,
+    /// The `when` condition, described, and whether it holds now.
+    pub when: Option<(String, bool)>,
+    /// The exact action as it would run now (host and command, or a description),
+    /// or why it cannot be rendered yet.
+    pub action: Result<ActionView, String>,
+    /// Whether the operator must write an observation (manual steps).
+    pub observation: Option<bool>,
+    /// Why it was skipped or marked done.
+    pub note: Option<String>,
+    /// What the operator may do now (the buttons).
+    pub actions: Vec<StepEvent>,
+    /// Why the step cannot run from the portal yet, if it cannot.
+    pub blocked: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A rendered action, as shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionView {
+    pub host: Option<String>,
+    /// The command, transfer or call, exactly.
+    pub text: String,
+}
+
+/// One attempt of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub id: i64,
+    pub attempt: i32,
+    pub host: Option<String>,
+    pub action: String,
+    pub started_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// The output so far, in order.
+    pub output: Vec<OutputChunk>,
+}
+
+/// A piece of a command's output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub seq: i32,
+    pub stderr: bool,
+    pub text: String,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub passed: bool,
+    pub exit_status: Option<i32>,
+    /// `exited`, `timed_out`, `cancelled`, or `error`.
+    pub ending: String,
+    /// Why the step could not run (connection refused, host key...).
+    pub error: Option<String>,
+    pub expectations: Vec<ExpectationView>,
+    pub captures: BTreeMap<String, String>,
+    /// Captures whose pattern did not match.
+    pub missing_captures: Vec<String>,
+    /// What the operator wrote (manual steps).
+    pub observation: Option<String>,
+    /// A transferred file: its size and SHA-256.
+    pub transfer: Option<TransferRecord>,
+    /// How many times a wait step checked.
+    pub checks: Option<u32>,
+}
+
+/// One expectation and whether it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectationView {
+    pub description: String,
+    pub passed: bool,
+}
+
+/// A file copied by a transfer step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What an open run page hears, as server-sent events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// New output of a running attempt.
+    Output {
+        position: i32,
+        attempt_id: i64,
+        chunk: OutputChunk,
+    },
+    /// Something about the run changed (a step's state, a new attempt): reload it.
+    Changed,
+}
+
+/// A site runs can be started on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteView {
+    pub name: String,
+    pub description: String,
+}

@@ -1,0 +1,432 @@
+//! The runs list and the run page: a run's steps with their states, the current
+//! step's exact action and buttons, and its output, kept live by server-sent
+//! events (`/api/runs/{id}/live`).
+
+use crate::api::runs::{list_runs, show_run, CancelRun, CommandStep};
+use crate::components::guard::Guarded;
+use crate::components::notice::{ActionResult, ErrorBox};
+use crate::error::AppError;
+use crate::model::ansi;
+use crate::model::run::{RunState, StepEvent, StepState};
+use crate::model::run_view::{AttemptView, OutputChunk, RunStepView, RunSummary, RunView};
+use crate::model::user::Me;
+use crate::model::Permission;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// `2026-11-27T05:30:12Z` as `2026-11-27 05:30:12 UTC`.
+fn when(t: &str) -> String {
+    t.replace('T', " ").replace('Z', " UTC")
+}
+
+fn run_state_label(s: RunState) -> &'static str {
+    match s {
+        RunState::Active => "active",
+        RunState::Completed => "completed",
+        RunState::Cancelled => "cancelled",
+    }
+}
+
+fn state_label(s: StepState) -> &'static str {
+    match s {
+        StepState::AwaitingApproval => "awaiting approval",
+        other => other.as_str(),
+    }
+}
+
+fn run_row(r: RunSummary) -> impl IntoView {
+    let href = format!("/runs/{}", r.id);
+    view! {
+        <tr data-run=r.id.to_string()>
+            <td data-label="Run"><a href=href>{format!("#{}", r.id)}</a></td>
+            <td data-label="Procedure">{r.runbook_title}</td>
+            <td data-label="Site">{r.site}</td>
+            <td data-label="State"><span class=format!("state state-{}", run_state_label(r.state))>{run_state_label(r.state)}</span></td>
+            <td data-label="Progress">{format!("{} of {} steps", r.steps_done, r.steps)}
+                {r.current.map(|(title, state)| view! { <br/><small class="muted">{title}" · "{state_label(state)}</small> })}
+            </td>
+            <td data-label="Started">{r.started_by}<br/><small class="muted">{when(&r.started_at)}</small></td>
+        </tr>
+    }
+}
+
+/// `/runs`
+#[component]
+pub fn RunsPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = move || query.read().get("state").unwrap_or_else(|| "active".into());
+    let runs = Resource::new(filter, |f| list_runs(f, None));
+    let tab = move |value: &'static str, label: &'static str| {
+        let href = format!("/runs?state={value}");
+        view! { <a href=href class=move || if filter() == value { "tab current" } else { "tab" }>{label}</a> }
+    };
+    view! {
+        <Guarded view=move |_me: Me| view! {
+            <Title text="Runs · Recovery Portal"/>
+            <section class="card">
+                <h1>"Runs"</h1>
+                <nav class="tabs" aria-label="Filter runs">{tab("active", "Active")}{tab("finished", "Finished")}{tab("all", "All")}</nav>
+                <Transition fallback=|| view! { <p class="loading">"Loading runs…"</p> }>
+                    {move || Suspend::new(async move {
+                        match runs.await {
+                            Err(error) => view! { <ErrorBox error/> }.into_any(),
+                            Ok(list) if list.is_empty() => view! { <p class="muted">"No runs here. Start one from a runbook."</p> }.into_any(),
+                            Ok(list) => view! {
+                                <table class="data runs">
+                                    <thead><tr><th>"Run"</th><th>"Procedure"</th><th>"Site"</th><th>"State"</th><th>"Progress"</th><th>"Started"</th></tr></thead>
+                                    <tbody>{list.into_iter().map(run_row).collect_view()}</tbody>
+                                </table>
+                            }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+        }.into_any()/>
+    }
+}
+
+/// Output text as styled spans; the text is never read as HTML.
+fn output_view(chunks: Vec<OutputChunk>) -> impl IntoView {
+    chunks
+        .into_iter()
+        .map(|c| {
+            let class = if c.stderr { "stderr" } else { "stdout" };
+            view! {
+                <span class=class>
+                    {ansi::spans(&c.text).into_iter().map(|s| view! { <span class=s.classes>{s.text}</span> }).collect_view()}
+                </span>
+            }
+        })
+        .collect_view()
+}
+
+/// Live chunks heard since the run was loaded, by attempt.
+#[derive(Clone, Debug, Default)]
+struct LiveOutput(Vec<(i64, OutputChunk)>);
+
+fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl IntoView {
+    let stored_until = a.output.last().map(|c| c.seq).unwrap_or(-1);
+    let attempt_id = a.id;
+    let stored = a.output.clone();
+    let extra = move || {
+        live.with(|l| {
+            l.0.iter()
+                .filter(|(id, c)| *id == attempt_id && c.seq > stored_until)
+                .map(|(_, c)| c.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    let outcome = a.outcome.clone();
+    view! {
+        <details class="attempt" open=open data-attempt=a.attempt.to_string()>
+            <summary>
+                {format!("Attempt {} · started by {} at {}", a.attempt, a.started_by, when(&a.started_at))}
+                {a.host.clone().map(|h| view! { " · on " <code>{h}</code> })}
+                {match &outcome {
+                    None => view! { <span class="state state-running">" running"</span> }.into_any(),
+                    Some(o) if o.passed => view! { <span class="state state-succeeded">" passed"</span> }.into_any(),
+                    Some(o) => view! { <span class="state state-failed">{format!(" failed ({})", o.ending.replace('_', " "))}</span> }.into_any(),
+                }}
+            </summary>
+            <pre class="output" data-testid="output">{output_view(stored)}{move || output_view(extra())}</pre>
+            {outcome.map(|o| view! {
+                <div class="outcome">
+                    {o.error.map(|e| view! { <p class="notice error">{e}</p> })}
+                    {o.exit_status.map(|s| view! { <p>"Exit status " <code>{s}</code></p> })}
+                    {(!o.expectations.is_empty()).then(|| view! {
+                        <ul class="expectations">
+                            {o.expectations.into_iter().map(|e| view! {
+                                <li class=if e.passed { "passed" } else { "failed" }>{if e.passed { "✓ " } else { "✗ " }}{e.description}</li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {(!o.captures.is_empty()).then(|| view! {
+                        <table class="data captures">
+                            <thead><tr><th>"Captured"</th><th>"Value"</th></tr></thead>
+                            <tbody>{o.captures.into_iter().map(|(k, v)| view! { <tr><td><code>{k}</code></td><td><code>{v}</code></td></tr> }).collect_view()}</tbody>
+                        </table>
+                    })}
+                    {o.observation.map(|t| view! { <p>"Observation: " {t}</p> })}
+                    {o.transfer.map(|t| view! { <p>{format!("{} bytes, SHA-256 ", t.bytes)}<code>{t.sha256}</code></p> })}
+                    {o.checks.map(|n| view! { <p class="muted">{format!("Checked {n} times.")}</p> })}
+                </div>
+            })}
+        </details>
+    }
+}
+
+fn step_buttons(
+    run_id: i64,
+    s: &RunStepView,
+    command: ServerAction<CommandStep>,
+    can_operate: bool,
+) -> AnyView {
+    if !can_operate {
+        return ().into_any();
+    }
+    let position = s.position;
+    let hidden = move |cmd: &'static str| {
+        view! {
+            <input type="hidden" name="run" value=run_id.to_string()/>
+            <input type="hidden" name="position" value=position.to_string()/>
+            <input type="hidden" name="command" value=cmd/>
+        }
+    };
+    let mut buttons: Vec<AnyView> = Vec::new();
+    let runnable = s.blocked.is_none() && s.action.is_ok();
+    let manual = s.kind == "manual";
+    for action in &s.actions {
+        match action {
+            StepEvent::Run | StepEvent::Retry if manual => {
+                let required = s.observation == Some(true);
+                buttons.push(view! {
+                    <ActionForm action=command attr:class="inline step-command">
+                        {hidden("confirm")}
+                        <label>"Observation" {required.then_some(" *")}
+                            <input name="text" type="text" required=required placeholder="What you saw"/></label>
+                        <button type="submit" data-command="confirm">"Confirm done"</button>
+                    </ActionForm>
+                }.into_any());
+            }
+            StepEvent::Run | StepEvent::Retry if runnable => {
+                let label = if *action == StepEvent::Run { "Run" } else { "Run again" };
+                buttons.push(view! {
+                    <ActionForm action=command attr:class="inline step-command">
+                        {hidden("run")}
+                        <button type="submit" data-command="run">{label}</button>
+                    </ActionForm>
+                }.into_any());
+            }
+            StepEvent::RequestApproval => buttons.push(view! {
+                <ActionForm action=command attr:class="inline step-command">
+                    {hidden("request_approval")}
+                    <button type="submit" class="danger" data-command="request_approval">"Request approval"</button>
+                </ActionForm>
+            }.into_any()),
+            StepEvent::Skip | StepEvent::MarkDone => {
+                let (cmd, label) = if *action == StepEvent::Skip { ("skip", "Skip") } else { ("mark_done", "Mark done") };
+                buttons.push(view! {
+                    <ActionForm action=command attr:class="inline step-command">
+                        {hidden(cmd)}
+                        <label>"Reason *" <input name="text" type="text" required placeholder="Why"/></label>
+                        <button type="submit" class="secondary" data-command=cmd>{label}</button>
+                    </ActionForm>
+                }.into_any());
+            }
+            _ => {}
+        }
+    }
+    if s.state == StepState::Running {
+        buttons.push(
+            view! {
+                <ActionForm action=command attr:class="inline step-command">
+                    {hidden("stop")}
+                    <button type="submit" class="danger" data-command="stop">"Stop"</button>
+                </ActionForm>
+            }
+            .into_any(),
+        );
+    }
+    view! { <div class="step-buttons">{buttons}</div> }.into_any()
+}
+
+fn step_card(
+    run_id: i64,
+    s: RunStepView,
+    current: bool,
+    live: RwSignal<LiveOutput>,
+    command: ServerAction<CommandStep>,
+    can_operate: bool,
+) -> impl IntoView {
+    let class = format!(
+        "run-step state-{}{}{}",
+        s.state.as_str(),
+        if s.destructive { " destructive" } else { "" },
+        if current { " current" } else { "" }
+    );
+    let last = s.attempts.len();
+    let buttons = step_buttons(run_id, &s, command, can_operate);
+    let open_all = current
+        || matches!(
+            s.state,
+            StepState::Failed | StepState::Running | StepState::Interrupted
+        );
+    view! {
+        <li class=class id=format!("step-{}", s.id) data-step=s.id.clone() data-state=s.state.as_str()>
+            <details open=open_all>
+                <summary class="step-head">
+                    <span class="step-number">{s.position + 1}</span>
+                    <strong>{s.title.clone()}</strong>
+                    <span class="kind-badge">{s.kind.clone()}</span>
+                    {s.destructive.then(|| view! { <span class="destructive-badge">"destructive"</span> })}
+                    <span class=format!("state state-{}", s.state.as_str())>{state_label(s.state)}</span>
+                </summary>
+                {s.when.clone().map(|(w, holds)| view! { <p class="muted">"Only when " {w} {if holds { " (holds)" } else { " (does not hold)" }}</p> })}
+                {(!s.instructions.is_empty()).then(|| view! { <p class="instructions">{s.instructions.clone()}</p> })}
+                {match s.action.clone() {
+                    Ok(a) => view! {
+                        <div class="action">
+                            {a.host.map(|h| view! { <p>"On " <code data-testid="host">{h}</code></p> })}
+                            <pre class="command" data-testid="command">{a.text}</pre>
+                        </div>
+                    }.into_any(),
+                    Err(why) => view! { <p class="notice warn">{why}</p> }.into_any(),
+                }}
+                {s.blocked.clone().map(|b| view! { <p class="notice warn">{b}</p> })}
+                {s.note.clone().map(|n| view! { <p class="note">"Note: " {n}</p> })}
+                {(s.state == StepState::Interrupted).then(|| view! { <p class="notice warn">"This step was running when the portal stopped. Check on the host what happened, then run it again or mark it done with a reason."</p> })}
+                {(s.state == StepState::AwaitingApproval).then(|| view! { <p class="notice warn">"Waiting for a supervisor's approval."</p> })}
+                {buttons}
+                {s.attempts.into_iter().enumerate().map(|(i, a)| attempt_view(a, live, i + 1 == last)).collect_view()}
+            </details>
+        </li>
+    }
+}
+
+fn run_body(
+    v: RunView,
+    live: RwSignal<LiveOutput>,
+    command: ServerAction<CommandStep>,
+    cancel: ServerAction<CancelRun>,
+    can_operate: bool,
+) -> AnyView {
+    let run_id = v.summary.id;
+    let current = v.current;
+    let active = v.summary.state == RunState::Active;
+    view! {
+        <Title text=format!("Run #{} · {}", run_id, v.summary.runbook_title)/>
+        <section class="card run-head">
+            <p><a href="/runs">"← Runs"</a></p>
+            <h1>{format!("Run #{} · {}", run_id, v.summary.runbook_title)}</h1>
+            <p class="facts">
+                <span>"Site " <strong>{v.summary.site.clone()}</strong></span>
+                <span class=format!("state state-{}", run_state_label(v.summary.state)) data-testid="run-state">{run_state_label(v.summary.state)}</span>
+                <span>{format!("{} of {} steps done", v.summary.steps_done, v.summary.steps)}</span>
+                <span>{format!("started by {} at {}", v.summary.started_by, when(&v.summary.started_at))}</span>
+            </p>
+            <p class="hash">"Runbook SHA-256 " <code>{v.runbook_sha256.clone()}</code></p>
+            <table class="data params">
+                <thead><tr><th>"Parameter"</th><th>"Value"</th></tr></thead>
+                <tbody>{v.parameters.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody>
+            </table>
+            {(!v.captures.is_empty()).then(|| view! {
+                <details><summary>{format!("{} captured values", v.captures.len())}</summary>
+                    <table class="data captures"><tbody>{v.captures.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody></table>
+                </details>
+            })}
+            {(active && can_operate).then(|| view! {
+                <ActionForm action=cancel attr:class="inline cancel-run">
+                    <input type="hidden" name="run" value=run_id.to_string()/>
+                    <label>"Reason " <input name="reason" type="text" required placeholder="Why the run is cancelled"/></label>
+                    <button type="submit" class="danger">"Cancel the run"</button>
+                </ActionForm>
+            })}
+            <ActionResult value=cancel.value()/>
+        </section>
+        <div class="run-layout">
+            <nav class="progress card" aria-label="Steps">
+                <ol>
+                    {v.steps.iter().map(|s| {
+                        let href = format!("#step-{}", s.id);
+                        let class = format!("state-{}{}", s.state.as_str(), if Some(s.position as usize) == current { " current" } else { "" });
+                        view! { <li class=class><a href=href>{s.title.clone()}</a> <small>{state_label(s.state)}</small></li> }
+                    }).collect_view()}
+                </ol>
+            </nav>
+            <section class="steps-panel">
+                <ActionResult value=command.value()/>
+                <ol class="run-steps">
+                    {v.steps.into_iter().map(|s| {
+                        let is_current = Some(s.position as usize) == current;
+                        step_card(run_id, s, is_current, live, command, can_operate)
+                    }).collect_view()}
+                </ol>
+            </section>
+        </div>
+    }
+    .into_any()
+}
+
+/// Listens to the run's live events: output is added to `live`, any other change
+/// reloads the run.
+#[cfg(feature = "hydrate")]
+fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>) {
+    use crate::model::run_view::LiveEvent;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let Ok(source) = web_sys::EventSource::new(&format!("/api/runs/{run_id}/live")) else {
+        return;
+    };
+    let on_output =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+            let Some(text) = e.data().as_string() else {
+                return;
+            };
+            if let Ok(LiveEvent::Output {
+                attempt_id, chunk, ..
+            }) = serde_json::from_str::<LiveEvent>(&text)
+            {
+                live.update(|l| l.0.push((attempt_id, chunk)));
+            }
+        });
+    let on_changed =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_e: web_sys::MessageEvent| {
+            reload.update(|n| *n += 1);
+        });
+    let _ = source.add_event_listener_with_callback("output", on_output.as_ref().unchecked_ref());
+    let _ = source.add_event_listener_with_callback("changed", on_changed.as_ref().unchecked_ref());
+    let handle = StoredValue::new_local(Some((source, on_output, on_changed)));
+    on_cleanup(move || {
+        if let Some(Some((source, _, _))) = handle.try_update_value(|h| h.take()) {
+            source.close();
+        }
+    });
+}
+
+/// `/runs/:id`
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let run_id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
+    let reload = RwSignal::new(0u32);
+    let live = RwSignal::new(LiveOutput::default());
+    let command = ServerAction::<CommandStep>::new();
+    let cancel = ServerAction::<CancelRun>::new();
+    let run = Resource::new(
+        move || (run_id(), reload.get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => show_run(id).await,
+                None => Err(AppError::NotFound("There is no such run.".into())),
+            }
+        },
+    );
+    Effect::new(move |_| {
+        if command.version().get() > 0 || cancel.version().get() > 0 {
+            reload.update(|n| *n += 1);
+        }
+    });
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(id) = run_id() {
+            listen(id, live, reload);
+        }
+    });
+    view! {
+        <Guarded view=move |me: Me| {
+            let can_operate = me.role.permits(Permission::RunRecoveries);
+            view! {
+                <Transition fallback=|| view! { <p class="loading">"Loading the run…"</p> }>
+                    {move || Suspend::new(async move {
+                        match run.await {
+                            Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
+                            Ok(v) => run_body(v, live, command, cancel, can_operate),
+                        }
+                    })}
+                </Transition>
+            }.into_any()
+        }/>
+    }
+}

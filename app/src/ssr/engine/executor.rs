@@ -1,0 +1,101 @@
+//! What the engine asks of whatever reaches the site: run a command on a host, or
+//! copy a file. The portal's implementation speaks SSH and SFTP
+//! (`server::exec`); the engine only sees this interface, so its rules do not
+//! depend on the transport.
+
+use crate::model::run_view::TransferRecord;
+use runbook::render::RenderedEndpoint;
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::{mpsc, watch};
+
+/// A boxed future, as trait objects need them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// One thing to do on a site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// Run `command` on `host`, ended after `timeout_seconds`.
+    Shell {
+        host: String,
+        command: String,
+        timeout_seconds: u32,
+    },
+    /// Copy a file between a host and another host or the backup store.
+    Transfer {
+        from: RenderedEndpoint,
+        to: RenderedEndpoint,
+    },
+}
+
+/// How a job ended when it could run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
+
+/// The result of a job that ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub ending: Ending,
+    pub exit_status: Option<i32>,
+    /// For transfers: what was written.
+    pub transfer: Option<TransferRecord>,
+}
+
+/// Output as it arrives: whether it is stderr, and the bytes.
+pub type OutputTx = mpsc::UnboundedSender<(bool, Vec<u8>)>;
+
+/// Completes when the operator stops the step.
+#[derive(Clone, Debug)]
+pub struct CancelSignal(watch::Receiver<bool>);
+
+impl CancelSignal {
+    /// A signal and the switch that fires it.
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Completes once the step is stopped; never, if nobody can stop it any more.
+    pub async fn cancelled(mut self) {
+        if self.0.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether the step has been stopped.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// A site the portal can run steps on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteInfo {
+    pub name: String,
+    pub description: String,
+}
+
+/// Reaches sites. A job that cannot run at all (unknown host, refused host key,
+/// connection refused) is an `Err` with a message for the operator; nothing was
+/// executed then.
+pub trait Executor: Send + Sync + 'static {
+    /// The sites configured.
+    fn sites(&self) -> Vec<SiteInfo>;
+
+    /// Runs `job` for run `run_id` on `site`, streaming output into `output`.
+    fn execute(
+        &self,
+        run_id: i64,
+        site: &str,
+        job: Job,
+        output: OutputTx,
+        cancel: CancelSignal,
+    ) -> BoxFuture<Result<Finished, String>>;
+
+    /// The run is over: its connections can be closed.
+    fn end_run(&self, run_id: i64);
+}

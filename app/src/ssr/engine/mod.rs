@@ -1,0 +1,761 @@
+//! The run engine: starts runs, moves their steps through the state machine on the
+//! operator's commands, executes steps through an [`Executor`] and records what
+//! happens, publishing every stored change to the run's live subscribers.
+//!
+//! - [`executor`]: the interface to whatever reaches a site (SSH and SFTP in the portal).
+//! - [`outcome`]: judging a finished command (expectations, captures). Pure.
+//! - [`view`]: a run as the run page shows it. Pure.
+//!
+//! Rules kept here: steps run in order; a step whose `when` does not hold is
+//! skipped by the engine; a destructive step never starts from Run, Retry or a
+//! restart (the state machine refuses it); output is stored before it is shown.
+
+pub mod executor;
+pub mod outcome;
+pub mod view;
+
+use super::audit::Actor;
+use super::live::{LiveHub, Utf8Stream};
+use super::runs::{self, RunRecord, TransitionInput};
+use super::ServiceError;
+use crate::error::AppError;
+use crate::model::run::{current_step, RunState, StepEvent, StepState};
+use crate::model::run_view::{LiveEvent, Outcome, OutputChunk, RunFilter, RunSummary, RunView};
+use executor::{CancelSignal, Ending, Executor, Finished, Job, SiteInfo};
+use runbook::model::{Observation, ShellCommand, StepAction};
+use runbook::render::{render, RenderedAction};
+use runbook::{Runbook, Step};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// What the operator asks of a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepCommand {
+    /// Run the step (or retry it after a failure or interruption).
+    Run,
+    /// Confirm a manual step, with what was observed.
+    Confirm { observation: String },
+    /// Skip it, with a reason.
+    Skip { reason: String },
+    /// Declare an interrupted step done, with a reason.
+    MarkDone { reason: String },
+    /// Ask for a supervisor's approval of a destructive step.
+    RequestApproval,
+    /// Stop the running command.
+    Stop,
+}
+
+/// The engine. One per portal.
+pub struct Engine {
+    pool: PgPool,
+    executor: Arc<dyn Executor>,
+    hub: LiveHub,
+    /// Runbooks by content hash: those loaded at start, and those parsed from
+    /// runs' stored text.
+    runbooks: Mutex<HashMap<String, Arc<Runbook>>>,
+    /// The stop switch of every running step, by run and position.
+    running: Mutex<HashMap<(i64, i32), watch::Sender<bool>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn conflict(message: impl Into<String>) -> ServiceError {
+    AppError::Conflict(message.into()).into()
+}
+
+impl Engine {
+    /// An engine over `pool` that knows `runbooks` and reaches sites through `executor`.
+    pub fn new(pool: PgPool, runbooks: &[Runbook], executor: Arc<dyn Executor>) -> Arc<Self> {
+        let known = runbooks
+            .iter()
+            .map(|r| (r.source.sha256.clone(), Arc::new(r.clone())))
+            .collect();
+        Arc::new(Self {
+            pool,
+            executor,
+            hub: LiveHub::default(),
+            runbooks: Mutex::new(known),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where live events are published.
+    pub fn hub(&self) -> &LiveHub {
+        &self.hub
+    }
+
+    /// The sites runs can be started on.
+    pub fn sites(&self) -> Vec<SiteInfo> {
+        self.executor.sites()
+    }
+
+    /// The runbook a run was started from: its stored text, parsed once.
+    fn runbook_of(&self, record: &RunRecord) -> Result<Arc<Runbook>, ServiceError> {
+        let mut known = self.runbooks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rb) = known.get(&record.runbook_sha256) {
+            return Ok(rb.clone());
+        }
+        let name = format!("run {} ({})", record.summary.id, record.summary.runbook_id);
+        let rb = runbook::load_str(&name, &record.runbook_source).map_err(|d| {
+            ServiceError::Internal(format!(
+                "the stored runbook of run {} no longer loads: {}",
+                record.summary.id,
+                d.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        let rb = Arc::new(rb);
+        known.insert(record.runbook_sha256.clone(), rb.clone());
+        Ok(rb)
+    }
+
+    /// Starts a run of runbook `runbook_id` on `site` with the operator's input.
+    pub async fn start(
+        self: &Arc<Self>,
+        user_id: i64,
+        actor: &Actor,
+        runbook_id: &str,
+        site: &str,
+        input: &BTreeMap<String, String>,
+    ) -> Result<i64, ServiceError> {
+        let runbook = {
+            let known = self.runbooks.lock().unwrap_or_else(|p| p.into_inner());
+            known
+                .values()
+                .filter(|r| r.id == runbook_id)
+                .max_by_key(|r| r.source.path.clone())
+                .cloned()
+        }
+        .ok_or_else(|| AppError::NotFound(format!("There is no runbook {runbook_id:?}.")))?;
+        let mut problems: Vec<(String, String)> = Vec::new();
+        if !self.sites().iter().any(|s| s.name == site) {
+            problems.push(("site".into(), format!("{site:?} is not a configured site")));
+        }
+        let values =
+            match runbook::params::resolve(&runbook, input, chrono::Local::now().date_naive()) {
+                Ok(v) => Some(v),
+                Err(errors) => {
+                    problems.extend(errors.into_iter().map(|e| (e.parameter, e.message)));
+                    None
+                }
+            };
+        let values = match (values, problems.is_empty()) {
+            (Some(v), true) => v,
+            _ => return Err(AppError::Fields(problems).into()),
+        };
+        let id = runs::start(&self.pool, user_id, actor, &runbook, site, &values).await?;
+        self.advance(id).await?;
+        Ok(id)
+    }
+
+    /// The runs list.
+    pub async fn list(
+        &self,
+        filter: RunFilter,
+        runbook: Option<&str>,
+    ) -> Result<Vec<RunSummary>, ServiceError> {
+        runs::list(&self.pool, filter, runbook, 200).await
+    }
+
+    /// One run as the run page shows it.
+    pub async fn view(&self, run_id: i64) -> Result<RunView, ServiceError> {
+        let record = runs::load(&self.pool, run_id).await?;
+        let runbook = self.runbook_of(&record)?;
+        let attempts = runs::attempts(&self.pool, run_id).await?;
+        Ok(view::run_view(record, &runbook, attempts))
+    }
+
+    /// Carries out the operator's `command` on step `position` of run `run_id`.
+    pub async fn command(
+        self: &Arc<Self>,
+        run_id: i64,
+        position: i32,
+        command: StepCommand,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
+        let record = runs::load(&self.pool, run_id).await?;
+        let runbook = self.runbook_of(&record)?;
+        let row = record
+            .steps
+            .get(usize::try_from(position).unwrap_or(usize::MAX))
+            .ok_or_else(|| {
+                AppError::NotFound(format!("Run {run_id} has no step {}.", position + 1))
+            })?
+            .clone();
+        let step = runbook
+            .steps
+            .iter()
+            .find(|s| s.id == row.step_id)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "step {} is not in run {run_id}'s runbook",
+                    row.step_id
+                ))
+            })?
+            .clone();
+        if record.summary.state != RunState::Active {
+            return Err(conflict(format!(
+                "Run {run_id} is {}; its steps cannot change.",
+                match record.summary.state {
+                    RunState::Completed => "completed",
+                    _ => "cancelled",
+                }
+            )));
+        }
+        let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
+        let in_order = || -> Result<(), ServiceError> {
+            match current_step(&states) {
+                Some(c) if c as i32 != position => Err(conflict(format!(
+                    "Step {} ({}) comes first: finish or skip it before step {}.",
+                    c + 1,
+                    record.steps[c].step_id,
+                    position + 1
+                ))),
+                _ => Ok(()),
+            }
+        };
+        match command {
+            StepCommand::Stop => {
+                let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                match running.get(&(run_id, position)) {
+                    Some(stop) => {
+                        let _ = stop.send(true);
+                        Ok(())
+                    }
+                    None => Err(conflict(format!("Step {} is not running.", position + 1))),
+                }
+            }
+            StepCommand::Skip { reason } => {
+                self.transition(
+                    run_id,
+                    position,
+                    StepEvent::Skip,
+                    actor,
+                    TransitionInput {
+                        reason: Some(&reason),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.advance(run_id).await
+            }
+            StepCommand::MarkDone { reason } => {
+                self.transition(
+                    run_id,
+                    position,
+                    StepEvent::MarkDone,
+                    actor,
+                    TransitionInput {
+                        reason: Some(&reason),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.advance(run_id).await
+            }
+            StepCommand::RequestApproval => {
+                in_order()?;
+                let action = render(&step, view::lookup(&record.parameters, &record.captures))
+                    .map_err(|u| {
+                        conflict(format!(
+                            "Step {} needs the value {}, which no earlier step captured.",
+                            position + 1,
+                            u.0
+                        ))
+                    })?;
+                let canonical = action.canonical();
+                self.transition(
+                    run_id,
+                    position,
+                    StepEvent::RequestApproval,
+                    actor,
+                    TransitionInput {
+                        action: Some(&canonical),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                Ok(())
+            }
+            StepCommand::Confirm { observation } => {
+                in_order()?;
+                let StepAction::Manual {
+                    observation: needed,
+                    records,
+                } = &step.action
+                else {
+                    return Err(conflict(format!(
+                        "Step {} is not a manual step; run it instead.",
+                        position + 1
+                    )));
+                };
+                let observation = observation.trim().to_string();
+                if *needed == Observation::Required && observation.is_empty() {
+                    return Err(ServiceError::invalid(
+                        "Observation",
+                        "is required: write what you saw",
+                    ));
+                }
+                let event = if row.state == StepState::Pending {
+                    StepEvent::Run
+                } else {
+                    StepEvent::Retry
+                };
+                self.transition(
+                    run_id,
+                    position,
+                    event,
+                    actor,
+                    TransitionInput {
+                        action: Some("kind=manual"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                let mut outcome = Outcome {
+                    passed: true,
+                    ending: "confirmed".into(),
+                    observation: (!observation.is_empty()).then(|| observation.clone()),
+                    ..Outcome::default()
+                };
+                if let Some(name) = records {
+                    outcome.captures.insert(name.clone(), observation);
+                }
+                self.transition(
+                    run_id,
+                    position,
+                    StepEvent::Passed,
+                    actor,
+                    TransitionInput {
+                        outcome: Some(&outcome),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.advance(run_id).await
+            }
+            StepCommand::Run => {
+                in_order()?;
+                if let StepAction::OpenStack { .. } = step.action {
+                    return Err(conflict(view::OPENSTACK_NOT_AVAILABLE));
+                }
+                if let StepAction::Manual { .. } = step.action {
+                    return Err(conflict(format!(
+                        "Step {} is a manual step: confirm it instead.",
+                        position + 1
+                    )));
+                }
+                let event = match row.state {
+                    StepState::Failed | StepState::Interrupted => StepEvent::Retry,
+                    _ => StepEvent::Run,
+                };
+                let action = render(&step, view::lookup(&record.parameters, &record.captures))
+                    .map_err(|u| {
+                        conflict(format!(
+                            "Step {} needs the value {}, which no earlier step captured.",
+                            position + 1,
+                            u.0
+                        ))
+                    })?;
+                let canonical = action.canonical();
+                let host = match &action {
+                    RenderedAction::Shell { host, .. } | RenderedAction::Wait { host, .. } => {
+                        Some(host.clone())
+                    }
+                    _ => None,
+                };
+                // The stop switch exists before the step is marked running, so a
+                // Stop that arrives at once is not lost.
+                let (stop, cancel) = CancelSignal::new();
+                self.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((run_id, position), stop);
+                let started = self
+                    .transition(
+                        run_id,
+                        position,
+                        event,
+                        actor,
+                        TransitionInput {
+                            host: host.as_deref(),
+                            action: Some(&canonical),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                let started = match started {
+                    Ok(t) if t.state == StepState::Running => t,
+                    other => {
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&(run_id, position));
+                        return other.map(|_| ());
+                    }
+                };
+                let attempt_id = started.attempt_id.ok_or_else(|| {
+                    ServiceError::Internal("a running step without an attempt".into())
+                })?;
+                let engine = self.clone();
+                let site = record.summary.site.clone();
+                tokio::spawn(async move {
+                    engine
+                        .execute(run_id, position, attempt_id, site, step, action, cancel)
+                        .await;
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Cancels run `run_id`: its current step is cancelled (and stopped if it runs).
+    pub async fn cancel_run(
+        self: &Arc<Self>,
+        run_id: i64,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
+        if reason.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "Reason",
+                "is required to cancel a run",
+            ));
+        }
+        let record = runs::load(&self.pool, run_id).await?;
+        let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
+        let position = current_step(&states)
+            .ok_or_else(|| conflict(format!("Run {run_id} has no step left to cancel.")))?
+            as i32;
+        self.transition(
+            run_id,
+            position,
+            StepEvent::Cancel,
+            actor,
+            TransitionInput {
+                reason: Some(reason),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if let Some(stop) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(run_id, position))
+        {
+            let _ = stop.send(true);
+        }
+        self.executor.end_run(run_id);
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        run_id: i64,
+        position: i32,
+        event: StepEvent,
+        actor: &Actor,
+        input: TransitionInput<'_>,
+    ) -> Result<runs::Transitioned, ServiceError> {
+        let result = runs::transition(&self.pool, run_id, position, event, actor, input).await;
+        if result.is_ok() {
+            self.hub.changed(run_id);
+        }
+        if let Ok(t) = &result {
+            if t.run_state != RunState::Active {
+                self.executor.end_run(run_id);
+            }
+        }
+        result
+    }
+
+    /// Skips the pending steps at the front of the run whose `when` does not hold.
+    async fn advance(&self, run_id: i64) -> Result<(), ServiceError> {
+        loop {
+            let record = runs::load(&self.pool, run_id).await?;
+            if record.summary.state != RunState::Active {
+                return Ok(());
+            }
+            let runbook = self.runbook_of(&record)?;
+            let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
+            let Some(c) = current_step(&states) else {
+                return Ok(());
+            };
+            let row = &record.steps[c];
+            let step = runbook.steps.iter().find(|s| s.id == row.step_id);
+            let values = view::lookup(&record.parameters, &record.captures);
+            match step.and_then(|s| s.when.as_ref()) {
+                Some(when) if row.state == StepState::Pending && !when.holds(&values) => {
+                    self.transition(
+                        run_id,
+                        c as i32,
+                        StepEvent::ConditionFalse,
+                        &Actor::System,
+                        TransitionInput::default(),
+                    )
+                    .await?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs one attempt to its end and records the outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        self: Arc<Self>,
+        run_id: i64,
+        position: i32,
+        attempt_id: i64,
+        site: String,
+        step: Step,
+        action: RenderedAction,
+        cancel: CancelSignal,
+    ) {
+        let mut output = OutputWriter::new(self.clone(), run_id, position, attempt_id);
+        let outcome = match (&step.action, action) {
+            (
+                StepAction::Ssh(cmd) | StepAction::Esc(cmd),
+                RenderedAction::Shell {
+                    host,
+                    command,
+                    timeout_seconds,
+                },
+            ) => {
+                let job = Job::Shell {
+                    host,
+                    command,
+                    timeout_seconds,
+                };
+                self.run_once(run_id, &site, job, cmd, &mut output, cancel)
+                    .await
+            }
+            (
+                StepAction::Wait { check, .. },
+                RenderedAction::Wait {
+                    host,
+                    command,
+                    interval_seconds,
+                    timeout_seconds,
+                },
+            ) => {
+                let deadline =
+                    tokio::time::Instant::now() + Duration::from_secs(u64::from(timeout_seconds));
+                let mut checks = 0u32;
+                loop {
+                    checks += 1;
+                    let job = Job::Shell {
+                        host: host.clone(),
+                        command: command.clone(),
+                        timeout_seconds: check.timeout_seconds,
+                    };
+                    let mut o = self
+                        .run_once(run_id, &site, job, check, &mut output, cancel.clone())
+                        .await;
+                    o.checks = Some(checks);
+                    if o.passed || o.ending == "cancelled" || o.ending == "error" {
+                        break o;
+                    }
+                    if tokio::time::Instant::now()
+                        + Duration::from_secs(u64::from(interval_seconds))
+                        > deadline
+                    {
+                        break outcome::gave_up(o, timeout_seconds, checks);
+                    }
+                    output
+                        .note(&format!(
+                            "— check {checks} did not pass; next check in {interval_seconds} s —\n"
+                        ))
+                        .await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(u64::from(interval_seconds))) => {}
+                        _ = cancel.clone().cancelled() => break Outcome { ending: "cancelled".into(), checks: Some(checks), ..o },
+                    }
+                }
+            }
+            (StepAction::Transfer { .. }, RenderedAction::Transfer { from, to }) => {
+                let job = Job::Transfer { from, to };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let run = self.executor.execute(run_id, &site, job, tx, cancel);
+                let (result, _) = tokio::join!(run, output.drain(rx));
+                match result {
+                    Ok(Finished {
+                        ending: Ending::Exited,
+                        transfer: Some(t),
+                        ..
+                    }) => Outcome {
+                        passed: true,
+                        ending: "exited".into(),
+                        transfer: Some(t),
+                        ..Outcome::default()
+                    },
+                    Ok(f) => Outcome {
+                        passed: false,
+                        ending: match f.ending {
+                            Ending::Cancelled => "cancelled",
+                            _ => "timed_out",
+                        }
+                        .into(),
+                        ..Outcome::default()
+                    },
+                    Err(message) => outcome::could_not_run(&message),
+                }
+            }
+            (_, other) => outcome::could_not_run(&format!(
+                "the engine cannot execute {other:?} for a {} step",
+                step.action.kind()
+            )),
+        };
+        let outcome = match output.failure.take() {
+            Some(e) => Outcome {
+                passed: false,
+                error: Some(format!(
+                    "the output could not be stored, so the step counts as failed: {e}"
+                )),
+                ..outcome
+            },
+            None => outcome,
+        };
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(run_id, position));
+        let event = if outcome.passed {
+            StepEvent::Passed
+        } else {
+            StepEvent::Failed
+        };
+        let finished = self
+            .transition(
+                run_id,
+                position,
+                event,
+                &Actor::System,
+                TransitionInput {
+                    outcome: Some(&outcome),
+                    ..Default::default()
+                },
+            )
+            .await;
+        match finished {
+            Ok(_) => {
+                if let Err(e) = self.advance(run_id).await {
+                    tracing::error!(run_id, error = %e, "cannot advance the run");
+                }
+            }
+            Err(e) => {
+                // The run was cancelled meanwhile: keep the result with its attempt.
+                tracing::warn!(run_id, position, error = %e, "step finished after its run changed");
+                if let Err(e) = runs::record_outcome(&self.pool, attempt_id, &outcome).await {
+                    tracing::error!(run_id, attempt_id, error = %e, "cannot record an outcome");
+                }
+                self.hub.changed(run_id);
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        run_id: i64,
+        site: &str,
+        job: Job,
+        command: &ShellCommand,
+        output: &mut OutputWriter,
+        cancel: CancelSignal,
+    ) -> Outcome {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let run = self.executor.execute(run_id, site, job, tx, cancel);
+        let (result, (stdout, stderr)) = tokio::join!(run, output.drain(rx));
+        match result {
+            Ok(finished) => outcome::judge(command, &finished, &stdout, &stderr),
+            Err(message) => {
+                output.note(&format!("{message}\n")).await;
+                outcome::could_not_run(&message)
+            }
+        }
+    }
+}
+
+/// Stores an attempt's output in order and publishes it once stored.
+struct OutputWriter {
+    engine: Arc<Engine>,
+    run_id: i64,
+    position: i32,
+    attempt_id: i64,
+    seq: i32,
+    /// The first storage failure; the step then fails.
+    failure: Option<String>,
+}
+
+impl OutputWriter {
+    fn new(engine: Arc<Engine>, run_id: i64, position: i32, attempt_id: i64) -> Self {
+        Self {
+            engine,
+            run_id,
+            position,
+            attempt_id,
+            seq: 0,
+            failure: None,
+        }
+    }
+
+    async fn write(&mut self, stderr: bool, bytes: &[u8], text: String) {
+        let seq = self.seq;
+        self.seq += 1;
+        match runs::append_output(&self.engine.pool, self.attempt_id, seq, stderr, bytes).await {
+            Ok(()) => self.engine.hub.publish(
+                self.run_id,
+                LiveEvent::Output {
+                    position: self.position,
+                    attempt_id: self.attempt_id,
+                    chunk: OutputChunk { seq, stderr, text },
+                },
+            ),
+            Err(e) => {
+                tracing::error!(attempt_id = self.attempt_id, error = %e, "cannot store output");
+                self.failure.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    /// A line of the portal's own (between checks, why a host was unreachable), on stderr.
+    async fn note(&mut self, text: &str) {
+        self.write(true, text.as_bytes(), text.to_string()).await;
+    }
+
+    /// Stores everything `rx` brings until the job drops its sender; returns the
+    /// whole stdout and stderr text.
+    async fn drain(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<(bool, Vec<u8>)>,
+    ) -> (String, String) {
+        let (mut out, mut err) = (Utf8Stream::default(), Utf8Stream::default());
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        while let Some((is_err, bytes)) = rx.recv().await {
+            let text = if is_err {
+                err.push(&bytes)
+            } else {
+                out.push(&bytes)
+            };
+            if is_err {
+                stderr.push_str(&text)
+            } else {
+                stdout.push_str(&text)
+            }
+            self.write(is_err, &bytes, text).await;
+        }
+        stdout.push_str(&out.finish());
+        stderr.push_str(&err.finish());
+        (stdout, stderr)
+    }
+}
