@@ -34,6 +34,20 @@ pub enum Command {
         /// Address and port to listen on (overrides `listen`). Default 127.0.0.1:3000.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+        /// Also serve the built-in lab site (a simulated CPS cluster on loopback)
+        /// and offer it as site `lab`, for rehearsals.
+        #[arg(long)]
+        lab: bool,
+    },
+    /// Serve the lab site alone: a simulated Ultra-M CPS cluster whose VMs are SSH
+    /// servers on 127.0.0.1. Prints the sites file and how to reach the VMs with
+    /// OpenSSH, and serves until stopped (Ctrl-C).
+    #[command(args_conflicts_with_subcommands = true)]
+    Lab {
+        #[command(subcommand)]
+        command: Option<LabCommand>,
+        #[command(flatten)]
+        serve: LabServe,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -49,6 +63,36 @@ pub enum Command {
     /// Work with sites (the clusters' hosts, keys and known host keys).
     #[command(subcommand)]
     Site(SiteCommand),
+}
+
+/// Where the lab keeps its state and writes what OpenSSH needs.
+#[derive(Debug, clap::Args)]
+pub struct LabServe {
+    /// The lab's own directory (host keys, client key). Default: `lab_dir` (`.lab`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Write `ssh_config`, `known_hosts`, the client key and `sites.toml` here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Lab commands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Switch a fault of a running lab on or off, or list the active ones.
+    ///
+    /// Faults: replica-set-unhealthy, svn-not-synced, host-key-changed:HOST,
+    /// command-hangs:PATTERN, host-down:HOST.
+    Fault {
+        /// `on`, `off` or `list`.
+        #[arg(value_parser = ["on", "off", "list"])]
+        action: String,
+        /// The fault (not for `list`).
+        fault: Option<String>,
+        /// The running lab's directory. Default: `lab_dir` (`.lab`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Site commands.

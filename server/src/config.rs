@@ -30,6 +30,8 @@ pub struct Settings {
     pub sites_file: PathBuf,
     /// The backup store: where transfer steps keep files taken from the site.
     pub backup_store: PathBuf,
+    /// The lab's directory: its host keys and client key, kept between starts.
+    pub lab_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -46,6 +48,7 @@ impl fmt::Debug for Settings {
             .field("runbooks_dir", &self.runbooks_dir)
             .field("sites_file", &self.sites_file)
             .field("backup_store", &self.backup_store)
+            .field("lab_dir", &self.lab_dir)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -153,6 +156,10 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "backup_store",
+        expected: "a directory path",
+    },
+    Key {
+        name: "lab_dir",
         expected: "a directory path",
     },
     Key {
@@ -334,6 +341,7 @@ impl Settings {
         let runbooks_dir = path("runbooks_dir", "runbooks")?;
         let sites_file = path("sites_file", "sites.toml")?;
         let backup_store = path("backup_store", "backup-store")?;
+        let lab_dir = path("lab_dir", ".lab")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -352,6 +360,7 @@ impl Settings {
             runbooks_dir,
             sites_file,
             backup_store,
+            lab_dir,
             log_format,
         })
     }

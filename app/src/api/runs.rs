@@ -86,21 +86,22 @@ pub async fn command_step(
 ) -> Result<(), AppError> {
     let caller = require::<RunRecoveries>().await?;
     let state = app_state()?;
-    let command =
-        match command.as_str() {
-            "run" => Command::Run,
-            "confirm" => Command::Confirm { observation: text },
-            "skip" => Command::Skip { reason: text },
-            "mark_done" => Command::MarkDone { reason: text },
-            "request_approval" => Command::RequestApproval,
-            "stop" => Command::Stop,
-            other => return Err(AppError::invalid(
+    let command = match command.as_str() {
+        "run" => Command::Run,
+        "confirm" => Command::Confirm { observation: text },
+        "skip" => Command::Skip { reason: text },
+        "mark_done" => Command::MarkDone { reason: text },
+        "request_approval" => Command::RequestApproval,
+        "stop" => Command::Stop,
+        other => {
+            return Err(AppError::invalid(
                 "command",
                 format!(
                     "{other:?} is not one of run, confirm, skip, mark_done, request_approval, stop"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     state
         .engine
         .command(

@@ -2,6 +2,7 @@
 //! in words, by [`run`].
 
 mod audit;
+mod lab;
 mod runbook;
 mod serve;
 mod site;
@@ -54,7 +55,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(settings.log_format);
     match cli.command {
-        Command::Serve { listen } => serve::serve(settings, listen).await,
+        Command::Serve { listen, lab } => serve::serve(settings, listen, lab).await,
+        Command::Lab { command, serve } => lab::run(&settings, command, serve).await,
         Command::Migrate => {
             let pool = startup::connect(&settings).await?;
             startup::migrate(&pool).await?;

@@ -14,6 +14,40 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The lab as a site, with its files written and sample backups in the store for
+/// the last days, so restore procedures can be rehearsed at once.
+fn lab_site(lab: &lab::Lab, settings: &Settings) -> Result<Site, CommandError> {
+    let dir = &settings.lab_dir;
+    lab.write_out(dir)
+        .map_err(|e| CommandError::Service(format!("cannot write to {}: {e}", dir.display())))?;
+    let today = chrono::Local::now().date_naive();
+    for days in 0..3 {
+        let date = (today - chrono::Duration::days(days))
+            .format("%Y-%m-%d")
+            .to_string();
+        lab.seed_backup_store(&settings.backup_store, super::lab::LAB_SITE, &date)
+            .map_err(|e| {
+                CommandError::Service(format!(
+                    "cannot write sample backups to {}: {e}",
+                    settings.backup_store.display()
+                ))
+            })?;
+    }
+    let text = lab.sites_toml(super::lab::LAB_SITE);
+    let mut sites = site::parse("the lab's sites file", &text, dir).map_err(|errors| {
+        CommandError::Service(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    sites
+        .pop()
+        .ok_or_else(|| CommandError::Service("the lab's sites file has no site".into()))
+}
+
 /// The configured sites; none when the sites file does not exist.
 fn load_sites(settings: &Settings) -> Result<Vec<Site>, CommandError> {
     let file = &settings.sites_file;
@@ -45,6 +79,7 @@ fn load_sites(settings: &Settings) -> Result<Vec<Site>, CommandError> {
 pub async fn serve(
     mut settings: Settings,
     listen: Option<SocketAddr>,
+    with_lab: bool,
 ) -> Result<ExitCode, CommandError> {
     if let Some(listen) = listen {
         let default_public = format!("http://{}/", settings.listen);
@@ -62,7 +97,16 @@ pub async fn serve(
     if interrupted > 0 {
         tracing::warn!(interrupted, "steps that were running when the portal stopped are marked interrupted; their operators decide what follows");
     }
-    let sites = load_sites(&settings)?;
+    let mut sites = load_sites(&settings)?;
+    // The lab lives as long as the portal: it is dropped when `serve` returns.
+    let lab = if with_lab {
+        let lab = super::lab::start(&settings.lab_dir).await?;
+        sites.retain(|s| s.name != super::lab::LAB_SITE);
+        sites.push(lab_site(&lab, &settings)?);
+        Some(lab)
+    } else {
+        None
+    };
     let executor = SiteExecutor::new(sites, settings.backup_store.clone())
         .map_err(|e| CommandError::Input(e.to_string()))?;
     let app = Application::build(&settings, pool.clone(), runbooks, Arc::new(executor)).await?;
@@ -99,8 +143,18 @@ pub async fn serve(
         settings.listen.ip()
     );
     tracing::info!(port, "serving");
+    if let Some(lab) = &lab {
+        println!(
+            "Lab site `lab` serving on 127.0.0.1 (OpenSSH: ssh -F {}/ssh_config cluman; faults: recovery-portal lab fault --help)",
+            settings.lab_dir.display()
+        );
+        tracing::info!(control = %lab.control_url(), "lab serving");
+    }
     app.run_until_stopped(startup::shutdown_signal())
         .await
         .map_err(|e| CommandError::Service(format!("server stopped: {e}")))?;
+    if let Some(lab) = lab {
+        lab.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }

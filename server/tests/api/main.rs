@@ -13,3 +13,4 @@ mod runbooks;
 mod runs;
 mod ssh;
 mod users;
+mod wizard;

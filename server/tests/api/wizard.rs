@@ -1,0 +1,396 @@
+//! The wizard end to end over HTTP, against the lab over real SSH: start runs,
+//! run steps, watch output arrive live, failed expectations, retry, skip with a
+//! reason, transfers over SFTP, the approval wait of a destructive step.
+
+use crate::helpers::*;
+use app::model::run::{RunState, StepState};
+use app::model::run_view::RunView;
+use app::model::Role;
+use reqwest::StatusCode;
+use server::exec::executor::SiteExecutor;
+use server::exec::site;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct LabPortal {
+    app: TestApp,
+    lab: lab::Lab,
+    store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn portal_with_lab(pool: PgPool) -> LabPortal {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let store = dir.path().join("store");
+    let lab = lab::Lab::start_with_pace(&lab_dir, lab::Pace::instant())
+        .await
+        .unwrap();
+    lab.write_out(&lab_dir).unwrap();
+    lab.seed_backup_store(&store, "lab", "2026-11-26").unwrap();
+    let sites = site::parse("lab", &lab.sites_toml("lab"), &lab_dir).unwrap();
+    let executor = SiteExecutor::new(sites, store.clone()).unwrap();
+    let app = spawn_app_on(pool, &[], Arc::new(executor)).await;
+    LabPortal {
+        app,
+        lab,
+        store,
+        _dir: dir,
+    }
+}
+
+async fn start(b: &Browser, runbook: &str, params: &[(&str, &str)]) -> i64 {
+    let mut form: Vec<(String, String)> = vec![
+        ("runbook".into(), runbook.into()),
+        ("site".into(), "lab".into()),
+    ];
+    for (k, v) in params {
+        form.push((format!("params[{k}]"), v.to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = b.call("/api/runs/start", &form).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    r.json().await.unwrap()
+}
+
+async fn show(b: &Browser, run: i64) -> RunView {
+    let r = b.call("/api/runs/show", &[("id", &run.to_string())]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+async fn command(b: &Browser, run: i64, position: i32, cmd: &str, text: &str) -> reqwest::Response {
+    b.call(
+        "/api/runs/step",
+        &[
+            ("run", &run.to_string()),
+            ("position", &position.to_string()),
+            ("command", cmd),
+            ("text", text),
+        ],
+    )
+    .await
+}
+
+/// Waits until step `position` is no longer running.
+async fn settled(b: &Browser, run: i64, position: usize) -> RunView {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = show(b, run).await;
+        if v.steps[position].state != StepState::Running {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "step {position} still running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn output(v: &RunView, position: usize) -> String {
+    v.steps[position]
+        .attempts
+        .last()
+        .map(|a| a.output.iter().map(|c| c.text.as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn verify_runs_on_the_lab_with_live_output_and_a_failed_expectation(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let b = p.app.signed_in("olga", Role::Operator).await;
+    let run = start(&b, "verify-recovery", &[]).await;
+
+    // Another viewer (an auditor) follows the run live.
+    let auditor = p.app.signed_in("aldo", Role::Auditor).await;
+    let live = auditor
+        .http
+        .get(format!("{}/api/runs/{run}/live", p.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let mut events = live;
+
+    let r = command(&b, run, 0, "run", "").await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let mut heard = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !heard.contains("[PASS]") {
+        assert!(Instant::now() < deadline, "no live output: {heard}");
+        match tokio::time::timeout(Duration::from_secs(10), events.chunk()).await {
+            Ok(Ok(Some(bytes))) => heard.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("live stream ended: {other:?}; heard {heard}"),
+        }
+    }
+    assert!(heard.contains("event: output"), "{heard}");
+
+    let v = settled(&b, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Succeeded, "{}", output(&v, 0));
+    assert!(output(&v, 0).contains("[PASS]"));
+    let outcome = v.steps[0].attempts[0].outcome.clone().unwrap();
+    assert!(outcome.expectations.iter().all(|e| e.passed));
+
+    // A fault makes the replica check fail, visibly; a retry after the repair passes.
+    p.lab.faults().set(lab::Fault::ReplicaSetUnhealthy, true);
+    let r = command(&b, run, 1, "run", "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = settled(&b, run, 1).await;
+    assert_eq!(v.steps[1].state, StepState::Failed, "{}", output(&v, 1));
+    let failed: Vec<String> = v.steps[1].attempts[0]
+        .outcome
+        .clone()
+        .unwrap()
+        .expectations
+        .into_iter()
+        .filter(|e| !e.passed)
+        .map(|e| e.description)
+        .collect();
+    assert!(
+        failed.iter().any(|d| d.contains("does not match")),
+        "{failed:?}"
+    );
+    // Steps run in order: the sign-off cannot be confirmed before the check.
+    let r = command(&b, run, 2, "confirm", "all green").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    p.lab.faults().set(lab::Fault::ReplicaSetUnhealthy, false);
+    let r = command(&b, run, 1, "run", "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = settled(&b, run, 1).await;
+    assert_eq!(v.steps[1].state, StepState::Succeeded);
+    assert_eq!(v.steps[1].attempts.len(), 2);
+
+    // The manual sign-off needs an observation.
+    let r = command(&b, run, 2, "confirm", " ").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = command(&b, run, 2, "confirm", "all checks passed").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = show(&b, run).await;
+    assert_eq!(v.summary.state, RunState::Completed);
+
+    // The auditor may watch but not act.
+    let r = command(&auditor, run, 0, "run", "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let actions: Vec<String> = p
+        .app
+        .audit_actions()
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    for wanted in [
+        "run.started",
+        "step.run",
+        "step.passed",
+        "step.failed",
+        "step.retried",
+        "run.completed",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == wanted),
+            "{wanted} in {actions:?}"
+        );
+    }
+    p.lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cron_restore_copies_over_sftp_and_stops_at_the_destructive_step(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let b = p.app.signed_in("olga", Role::Operator).await;
+
+    // Bad input is named field by field.
+    let r = b
+        .call(
+            "/api/runs/start",
+            &[
+                ("runbook", "restore-cron"),
+                ("site", "nowhere"),
+                ("params[backup_date]", "yesterday"),
+                ("params[target]", "qns01"),
+            ],
+        )
+        .await;
+    let (status, body) = error_text(r).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields: Vec<String> = body["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, ["site", "site", "backup_date", "target"], "{body}");
+
+    let run = start(
+        &b,
+        "restore-cron",
+        &[
+            ("site", "lab"),
+            ("backup_date", "2026-11-26"),
+            ("target", "pcrfclient01"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    let v = settled(&b, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Succeeded, "{}", output(&v, 0));
+
+    assert_eq!(
+        command(&b, run, 1, "run", "").await.status(),
+        StatusCode::OK
+    );
+    let v = settled(&b, run, 1).await;
+    assert_eq!(
+        v.steps[1].state,
+        StepState::Succeeded,
+        "{:?}",
+        v.steps[1].attempts
+    );
+    let transfer = v.steps[1].attempts[0]
+        .outcome
+        .clone()
+        .unwrap()
+        .transfer
+        .unwrap();
+    let saved = std::fs::read(p.store.join("lab/2026-11-26/crontab_pcrfclient01.txt")).unwrap();
+    assert_eq!(transfer.bytes, saved.len() as u64);
+    let on_host = p
+        .lab
+        .state()
+        .read_file(
+            "pcrfclient01",
+            "/var/tmp/crontab_pcrfclient01_2026-11-26.txt",
+        )
+        .unwrap();
+    assert_eq!(on_host, saved);
+
+    // The destructive step does not run on Run; it waits for approval.
+    let r = command(&b, run, 2, "run", "").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let (_, body) = error_text(r).await;
+    assert!(body.to_string().contains("approval"), "{body}");
+    assert_eq!(
+        command(&b, run, 2, "request_approval", "").await.status(),
+        StatusCode::OK
+    );
+    let v = show(&b, run).await;
+    assert_eq!(v.steps[2].state, StepState::AwaitingApproval);
+
+    // Skipping needs a reason; with one the run moves on.
+    assert_eq!(
+        command(&b, run, 2, "skip", "").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        command(
+            &b,
+            run,
+            2,
+            "skip",
+            "crontab installed by hand during the drill"
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    let v = show(&b, run).await;
+    assert_eq!(v.steps[2].state, StepState::Skipped);
+    assert_eq!(
+        v.steps[2].note.as_deref(),
+        Some("crontab installed by hand during the drill")
+    );
+
+    // Cancelling needs a reason too.
+    let r = b
+        .call(
+            "/api/runs/cancel",
+            &[("run", &run.to_string()), ("reason", "")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = b
+        .call(
+            "/api/runs/cancel",
+            &[("run", &run.to_string()), ("reason", "drill over")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(show(&b, run).await.summary.state, RunState::Cancelled);
+    p.lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_hanging_command_can_be_stopped_and_a_down_host_is_explained(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let b = p.app.signed_in("olga", Role::Operator).await;
+    let run = start(&b, "verify-recovery", &[]).await;
+    p.lab.faults().set(
+        lab::Fault::CommandHangs {
+            pattern: "diagnostics.sh".into(),
+        },
+        true,
+    );
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(show(&b, run).await.steps[0].state, StepState::Running);
+    assert_eq!(
+        command(&b, run, 0, "stop", "").await.status(),
+        StatusCode::OK
+    );
+    let v = settled(&b, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Failed);
+    assert_eq!(
+        v.steps[0].attempts[0].outcome.as_ref().unwrap().ending,
+        "cancelled"
+    );
+
+    p.lab.faults().set(
+        lab::Fault::CommandHangs {
+            pattern: "diagnostics.sh".into(),
+        },
+        false,
+    );
+    p.lab.faults().set(
+        lab::Fault::HostDown {
+            host: "cluman".into(),
+        },
+        true,
+    );
+    // A new run opens new connections (a run reuses its own).
+    let run = start(&b, "verify-recovery", &[]).await;
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    let v = settled(&b, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Failed);
+    let error = v.steps[0].attempts[0]
+        .outcome
+        .clone()
+        .unwrap()
+        .error
+        .unwrap();
+    assert!(error.contains("cluman"), "{error}");
+    p.lab.faults().set(
+        lab::Fault::HostDown {
+            host: "cluman".into(),
+        },
+        false,
+    );
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        settled(&b, run, 0).await.steps[0].state,
+        StepState::Succeeded
+    );
+    p.lab.shutdown().await;
+}
