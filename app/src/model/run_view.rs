@@ -164,6 +164,9 @@ pub enum LiveEvent {
         position: i32,
         attempt_id: i64,
         chunk: OutputChunk,
+        /// When the portal received it from the host (ms since the Unix epoch), so
+        /// a viewer can measure how late it arrives.
+        received_at_ms: i64,
     },
     /// Something about the run changed (a step's state, a new attempt): reload it.
     Changed,

@@ -190,12 +190,21 @@ fn step_buttons(
                     </ActionForm>
                 }.into_any());
             }
+            StepEvent::Retry if s.destructive => buttons.push(
+                view! {
+                    <ActionForm action=command attr:class="inline step-command">
+                        {hidden("request_approval")}
+                        <button type="submit" class="danger" data-command="request_approval" disabled=move || command.pending().get()>"Request approval again"</button>
+                    </ActionForm>
+                }
+                .into_any(),
+            ),
             StepEvent::Run | StepEvent::Retry if runnable => {
                 let label = if *action == StepEvent::Run { "Run" } else { "Run again" };
                 buttons.push(view! {
                     <ActionForm action=command attr:class="inline step-command">
                         {hidden("run")}
-                        <button type="submit" data-command="run">{label}</button>
+                        <button type="submit" data-command="run" disabled=move || command.pending().get()>{label}</button>
                     </ActionForm>
                 }.into_any());
             }

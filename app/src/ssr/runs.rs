@@ -122,7 +122,7 @@ pub async fn transition(
     .bind(position)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| AppError::NotFound(format!("Run {run_id} has no step {}.", position + 1)))?;
+    .ok_or_else(|| AppError::NotFound(format!("Run {run_id} has no step {}.", i64::from(position) + 1)))?;
     let run_state_name: String = row.try_get("run_state")?;
     if run_state_name != "active" {
         return Err(AppError::Conflict(format!(
@@ -271,6 +271,22 @@ pub async fn interrupt_running(pool: &PgPool) -> Result<usize, ServiceError> {
         "UPDATE run_steps SET state = 'interrupted', updated_at = now() WHERE state = 'running' RETURNING run_id, step_id, host",
     )
     .fetch_all(&mut *tx)
+    .await?;
+    // Their open attempts end here: nobody knows how the command ended.
+    let interrupted = Outcome {
+        passed: false,
+        ending: "interrupted".into(),
+        error: Some(
+            "the portal stopped while the step was running; what happened on the host is not known"
+                .into(),
+        ),
+        ..Outcome::default()
+    };
+    sqlx::query(
+        "UPDATE step_attempts SET finished_at = now(), outcome = $1 WHERE finished_at IS NULL",
+    )
+    .bind(json!(interrupted))
+    .execute(&mut *tx)
     .await?;
     for row in &rows {
         let run_id: i64 = row.try_get("run_id")?;

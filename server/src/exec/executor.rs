@@ -7,6 +7,7 @@ use super::transfer;
 use app::ssr::engine::executor::{
     BoxFuture, CancelSignal, Ending, Executor, Finished, Job, OutputTx, SiteInfo,
 };
+use runbook::render::RenderedEndpoint;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -136,7 +137,14 @@ impl Executor for SiteExecutor {
                             exit_status: None,
                             transfer: None,
                         }),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => {
+                            for end in [&from, &to] {
+                                if let RenderedEndpoint::Host { host, .. } = end {
+                                    session.forget(host).await;
+                                }
+                            }
+                            Err(e.to_string())
+                        }
                     }
                 }
             }

@@ -243,6 +243,8 @@ impl SiteSession {
     /// The connection to `host`, opening it (and the jump host's) if needed.
     pub async fn connection(&self, host: &str) -> Result<Arc<Connection>, SshError> {
         let mut open = self.open.lock().await;
+        // A connection that ended (a rebooted VM, a broken network) is replaced.
+        open.retain(|_, c| !c.is_closed());
         if let Some(c) = open.get(host) {
             return Ok(c.clone());
         }

@@ -319,6 +319,11 @@ impl Connector {
 }
 
 impl Connection {
+    /// Whether the connection has ended (the host went away, the network broke).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// The host's name.
     pub fn host(&self) -> &str {
         &self.host

@@ -39,7 +39,8 @@ pub fn store_path(store: &Path, relative: &str) -> Result<PathBuf, TransferError
     let p = Path::new(relative);
     let inside = !relative.is_empty()
         && p.components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && matches!(p.components().next_back(), Some(Component::Normal(_)));
     if inside {
         Ok(store.join(p))
     } else {
@@ -105,8 +106,21 @@ async fn open_sink(
                     .await
                     .map_err(io(format!("cannot create {}", dir.display())))?;
             }
-            let tmp = target.with_extension("part");
-            let file = tokio::fs::File::create(&tmp)
+            // A name of its own per copy: two runs writing the same file, or
+            // files differing only in their extension, never share one.
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = target.with_file_name(format!(
+                ".{name}.{}.{}.part",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
                 .await
                 .map_err(io(format!("cannot write {}", tmp.display())))?;
             Ok((Box::new(file), Sink::Store { tmp, target }))
@@ -223,7 +237,7 @@ mod tests {
             store_path(store, "fra1/2026-11-26/crontab_cluman.txt").unwrap(),
             Path::new("/srv/store/fra1/2026-11-26/crontab_cluman.txt")
         );
-        for bad in ["", "/etc/passwd", "../x", "a/../../x"] {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "."] {
             assert!(store_path(store, bad).is_err(), "{bad}");
         }
     }

@@ -56,6 +56,8 @@ pub struct Engine {
     /// Runbooks by content hash: those loaded at start, and those parsed from
     /// runs' stored text.
     runbooks: Mutex<HashMap<String, Arc<Runbook>>>,
+    /// The runbooks loaded at start, by id: what new runs start from.
+    current: HashMap<String, Arc<Runbook>>,
     /// The stop switch of every running step, by run and position.
     running: Mutex<HashMap<(i64, i32), watch::Sender<bool>>>,
 }
@@ -73,15 +75,20 @@ fn conflict(message: impl Into<String>) -> ServiceError {
 impl Engine {
     /// An engine over `pool` that knows `runbooks` and reaches sites through `executor`.
     pub fn new(pool: PgPool, runbooks: &[Runbook], executor: Arc<dyn Executor>) -> Arc<Self> {
-        let known = runbooks
+        let current: HashMap<String, Arc<Runbook>> = runbooks
             .iter()
-            .map(|r| (r.source.sha256.clone(), Arc::new(r.clone())))
+            .map(|r| (r.id.clone(), Arc::new(r.clone())))
+            .collect();
+        let known = current
+            .values()
+            .map(|r| (r.source.sha256.clone(), r.clone()))
             .collect();
         Arc::new(Self {
             pool,
             executor,
             hub: LiveHub::default(),
             runbooks: Mutex::new(known),
+            current,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -127,15 +134,10 @@ impl Engine {
         site: &str,
         input: &BTreeMap<String, String>,
     ) -> Result<i64, ServiceError> {
-        let runbook = {
-            let known = self.runbooks.lock().unwrap_or_else(|p| p.into_inner());
-            known
-                .values()
-                .filter(|r| r.id == runbook_id)
-                .max_by_key(|r| r.source.path.clone())
-                .cloned()
-        }
-        .ok_or_else(|| AppError::NotFound(format!("There is no runbook {runbook_id:?}.")))?;
+        let runbook =
+            self.current.get(runbook_id).cloned().ok_or_else(|| {
+                AppError::NotFound(format!("There is no runbook {runbook_id:?}."))
+            })?;
         let mut problems: Vec<(String, String)> = Vec::new();
         if !self.sites().iter().any(|s| s.name == site) {
             problems.push(("site".into(), format!("{site:?} is not a configured site")));
@@ -188,7 +190,10 @@ impl Engine {
             .steps
             .get(usize::try_from(position).unwrap_or(usize::MAX))
             .ok_or_else(|| {
-                AppError::NotFound(format!("Run {run_id} has no step {}.", position + 1))
+                AppError::NotFound(format!(
+                    "Run {run_id} has no step {}.",
+                    i64::from(position) + 1
+                ))
             })?
             .clone();
         let step = runbook
@@ -218,7 +223,7 @@ impl Engine {
                     "Step {} ({}) comes first: finish or skip it before step {}.",
                     c + 1,
                     record.steps[c].step_id,
-                    position + 1
+                    i64::from(position) + 1
                 ))),
                 _ => Ok(()),
             }
@@ -231,7 +236,10 @@ impl Engine {
                         let _ = stop.send(true);
                         Ok(())
                     }
-                    None => Err(conflict(format!("Step {} is not running.", position + 1))),
+                    None => Err(conflict(format!(
+                        "Step {} is not running.",
+                        i64::from(position) + 1
+                    ))),
                 }
             }
             StepCommand::Skip { reason } => {
@@ -268,15 +276,19 @@ impl Engine {
                     .map_err(|u| {
                         conflict(format!(
                             "Step {} needs the value {}, which no earlier step captured.",
-                            position + 1,
+                            i64::from(position) + 1,
                             u.0
                         ))
                     })?;
                 let canonical = action.canonical();
+                let event = match row.state {
+                    StepState::Failed | StepState::Interrupted => StepEvent::Retry,
+                    _ => StepEvent::RequestApproval,
+                };
                 self.transition(
                     run_id,
                     position,
-                    StepEvent::RequestApproval,
+                    event,
                     actor,
                     TransitionInput {
                         action: Some(&canonical),
@@ -295,7 +307,7 @@ impl Engine {
                 else {
                     return Err(conflict(format!(
                         "Step {} is not a manual step; run it instead.",
-                        position + 1
+                        i64::from(position) + 1
                     )));
                 };
                 let observation = observation.trim().to_string();
@@ -351,7 +363,7 @@ impl Engine {
                 if let StepAction::Manual { .. } = step.action {
                     return Err(conflict(format!(
                         "Step {} is a manual step: confirm it instead.",
-                        position + 1
+                        i64::from(position) + 1
                     )));
                 }
                 let event = match row.state {
@@ -362,7 +374,7 @@ impl Engine {
                     .map_err(|u| {
                         conflict(format!(
                             "Step {} needs the value {}, which no earlier step captured.",
-                            position + 1,
+                            i64::from(position) + 1,
                             u.0
                         ))
                     })?;
@@ -376,10 +388,16 @@ impl Engine {
                 // The stop switch exists before the step is marked running, so a
                 // Stop that arrives at once is not lost.
                 let (stop, cancel) = CancelSignal::new();
-                self.running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((run_id, position), stop);
+                {
+                    let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                    if running.contains_key(&(run_id, position)) {
+                        return Err(conflict(format!(
+                            "Step {} is already running.",
+                            i64::from(position) + 1
+                        )));
+                    }
+                    running.insert((run_id, position), stop);
+                }
                 let started = self
                     .transition(
                         run_id,
@@ -436,6 +454,15 @@ impl Engine {
         let position = current_step(&states)
             .ok_or_else(|| conflict(format!("Run {run_id} has no step left to cancel.")))?
             as i32;
+        // Stopped first, so nothing starts on the site once the run is cancelled.
+        if let Some(stop) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(run_id, position))
+        {
+            let _ = stop.send(true);
+        }
         self.transition(
             run_id,
             position,
@@ -447,14 +474,6 @@ impl Engine {
             },
         )
         .await?;
-        if let Some(stop) = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(run_id, position))
-        {
-            let _ = stop.send(true);
-        }
         self.executor.end_run(run_id);
         Ok(())
     }
@@ -563,7 +582,9 @@ impl Engine {
                         .run_once(run_id, &site, job, check, &mut output, cancel.clone())
                         .await;
                     o.checks = Some(checks);
-                    if o.passed || o.ending == "cancelled" || o.ending == "error" {
+                    // A host that cannot be reached counts as a failed check: waiting
+                    // for a VM to come back is what wait steps are for.
+                    if o.passed || o.ending == "cancelled" {
                         break o;
                     }
                     if tokio::time::Instant::now()
@@ -712,6 +733,7 @@ impl OutputWriter {
     async fn write(&mut self, stderr: bool, bytes: &[u8], text: String) {
         let seq = self.seq;
         self.seq += 1;
+        let received_at_ms = chrono::Utc::now().timestamp_millis();
         match runs::append_output(&self.engine.pool, self.attempt_id, seq, stderr, bytes).await {
             Ok(()) => self.engine.hub.publish(
                 self.run_id,
@@ -719,6 +741,7 @@ impl OutputWriter {
                     position: self.position,
                     attempt_id: self.attempt_id,
                     chunk: OutputChunk { seq, stderr, text },
+                    received_at_ms,
                 },
             ),
             Err(e) => {

@@ -1,0 +1,190 @@
+import { test, expect, Page, Browser } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+
+// The wizard on the built-in lab: scripts/test starts the portal with `serve --lab`
+// and passes the binary, its database and the lab's directory, so the tests can
+// add users and switch the lab's faults as an operator would from a terminal.
+const BIN = process.env.PORTAL_BIN!;
+const LAB_DIR = process.env.PORTAL_LAB_DIR!;
+const PASSWORD = 'wizard tests passphrase';
+
+function portal(args: string[], input?: string): string {
+  return execFileSync(BIN, args, { input, encoding: 'utf8', env: process.env });
+}
+
+const pageErrors: string[] = [];
+function watchErrors(page: Page) {
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().includes('panicked')) pageErrors.push(`${page.url()}: ${m.text()}`);
+  });
+}
+test.afterEach(() => {
+  const errors = pageErrors.splice(0);
+  expect(errors, 'errors in the browser').toEqual([]);
+});
+
+async function signedIn(browser: Browser, username: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  watchErrors(page);
+  await page.goto('/login');
+  await page.locator('body[data-hydrated]').waitFor();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toContainText(username);
+  return page;
+}
+
+function step(page: Page, id: string) {
+  return page.locator(`li.run-step[data-step="${id}"]`);
+}
+
+async function startRun(page: Page, runbook: string, fill: (page: Page) => Promise<void> = async () => {}) {
+  await page.goto(`/runbooks/${runbook}`);
+  await page.locator('body[data-hydrated]').waitFor();
+  const form = page.locator('form.start-form');
+  await expect(form.getByLabel('Site *')).toHaveValue('lab');
+  await fill(page);
+  await form.getByRole('button', { name: 'Start the run' }).click();
+  await expect(page).toHaveURL(/\/runs\/\d+$/);
+  await page.locator('body[data-hydrated]').waitFor();
+  return Number(page.url().split('/').pop());
+}
+
+test.describe.serial('Wizard on the lab', () => {
+  test.beforeAll(() => {
+    portal(['user', 'add', 'wendy', '--role', 'operator', '--password-stdin'], PASSWORD + '\n');
+    portal(['user', 'add', 'sam', '--role', 'supervisor', '--password-stdin'], PASSWORD + '\n');
+  });
+
+  test('procedure 11: live output, reload, a second browser, a failed expectation, retry', async ({ browser }) => {
+    test.setTimeout(120_000);
+    const page = await signedIn(browser, 'wendy');
+    const run = await startRun(page, 'verify-recovery');
+    await expect(page.getByTestId('run-state')).toHaveText('active');
+    const diagnostics = step(page, 'diagnostics');
+    await expect(diagnostics.getByTestId('command')).toHaveText('/var/qps/bin/diag/diagnostics.sh');
+    await expect(diagnostics.getByTestId('host')).toHaveText('cluman');
+
+    // A supervisor follows the same run in another browser.
+    const watcher = await signedIn(browser, 'sam');
+    await watcher.goto(`/runs/${run}`);
+    await watcher.locator('body[data-hydrated]').waitFor();
+
+    // The time from the lab printing a line to the browser showing it: the lab
+    // paces diagnostics.sh line by line, so the first line's arrival is measured
+    // against the moment the output panel first had text after Run.
+    await watcher.evaluate((id) => {
+      const w = window as any;
+      w.latencies = [];
+      const source = new EventSource(`/api/runs/${id}/live`);
+      source.addEventListener('output', (e: MessageEvent) => {
+        const event = JSON.parse(e.data);
+        w.latencies.push(Date.now() - event.received_at_ms);
+      });
+    }, run);
+    await diagnostics.getByRole('button', { name: 'Run' }).click();
+    const output = diagnostics.getByTestId('output').last();
+    await expect(output).toContainText('CPS Diagnostics', { timeout: 15_000 });
+    // Live in the second browser too, before the step has finished.
+    await expect(step(watcher, 'diagnostics').getByTestId('output').last()).toContainText('CPS Diagnostics');
+
+    // Reload in the middle: the same state, and the output keeps coming.
+    await page.reload();
+    await page.locator('body[data-hydrated]').waitFor();
+    await expect(step(page, 'diagnostics')).toHaveAttribute('data-state', /running|succeeded/);
+    await expect(step(page, 'diagnostics')).toHaveAttribute('data-state', 'succeeded', { timeout: 60_000 });
+    await expect(step(page, 'diagnostics').getByTestId('output').last()).toContainText('[PASS]');
+    await expect(step(watcher, 'diagnostics')).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    const latencies: number[] = await watcher.evaluate(() => (window as any).latencies);
+    expect(latencies.length).toBeGreaterThan(5);
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    console.log(`line → browser latency over ${sorted.length} lines: median ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${sorted[sorted.length - 1]} ms`);
+
+    // An unhealthy replica set fails the next step's expectation, visibly.
+    portal(['lab', 'fault', 'on', 'replica-set-unhealthy', '--dir', LAB_DIR]);
+    const replicas = step(page, 'replica-status');
+    await replicas.getByRole('button', { name: 'Run' }).click();
+    await expect(replicas).toHaveAttribute('data-state', 'failed', { timeout: 30_000 });
+    await expect(replicas.locator('ul.expectations li.failed').first()).toContainText('does not match');
+    await expect(step(watcher, 'replica-status')).toHaveAttribute('data-state', 'failed');
+
+    // Repaired, it passes on a retry (a second attempt).
+    portal(['lab', 'fault', 'off', 'replica-set-unhealthy', '--dir', LAB_DIR]);
+    await replicas.getByRole('button', { name: 'Run again' }).click();
+    await expect(replicas).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(replicas.locator('details.attempt')).toHaveCount(2);
+
+    // The sign-off needs an observation.
+    const signOff = step(page, 'sign-off');
+    await signOff.getByLabel(/Observation/).fill('all checks green');
+    await signOff.getByRole('button', { name: 'Confirm done' }).click();
+    await expect(page.getByTestId('run-state')).toHaveText('completed');
+    await expect(watcher.getByTestId('run-state')).toHaveText('completed');
+    await page.screenshot({ path: '../target/e2e-results/verify-run.png', fullPage: true });
+  });
+
+  test('procedure 4: cron restore up to its destructive step, skip with a reason', async ({ browser }) => {
+    test.setTimeout(90_000);
+    const page = await signedIn(browser, 'wendy');
+    await page.goto('/runbooks/restore-cron');
+    await page.locator('body[data-hydrated]').waitFor();
+    const form = page.locator('form.start-form');
+    // A value the browser cannot check is refused by the server, at its field.
+    await form.locator('#param-site').fill('lab');
+    await form.locator('#param-backup_date').fill('2020-01-01');
+    await form.locator('#param-target').selectOption('pcrfclient01');
+    await form.locator('#site').evaluate((s: HTMLSelectElement) => {
+      const o = document.createElement('option');
+      o.value = 'atlantis';
+      o.text = 'atlantis';
+      s.add(o);
+      s.value = 'atlantis';
+    });
+    await form.getByRole('button', { name: 'Start the run' }).click();
+    await expect(form.locator('[data-field="site"] .field-error')).toContainText('is not a configured site');
+    await form.locator('#site').selectOption('lab');
+
+    // The store holds the lab's backups of the last days.
+    const today = new Date().toISOString().slice(0, 10);
+    await form.locator('#param-backup_date').fill(today);
+    await form.getByRole('button', { name: 'Start the run' }).click();
+    await expect(page).toHaveURL(/\/runs\/\d+$/);
+    await page.locator('body[data-hydrated]').waitFor();
+
+    const show = step(page, 'show-current');
+    await show.getByRole('button', { name: 'Run' }).click();
+    await expect(show).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(show.getByTestId('output').last()).toContainText('*');
+
+    // The copy goes over SFTP and records size and SHA-256.
+    const copy = step(page, 'copy-crontab');
+    await copy.getByRole('button', { name: 'Run' }).click();
+    await expect(copy).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(copy.locator('.outcome')).toContainText('SHA-256');
+
+    // The destructive step shows exactly what would run and only offers approval.
+    const install = step(page, 'install-crontab');
+    await expect(install.getByTestId('command')).toHaveText(`crontab /var/tmp/crontab_pcrfclient01_${today}.txt`);
+    await expect(install.getByTestId('host')).toHaveText('pcrfclient01');
+    await expect(install.getByRole('button', { name: 'Run', exact: true })).toHaveCount(0);
+    await install.getByRole('button', { name: 'Request approval' }).click();
+    await expect(install).toHaveAttribute('data-state', 'awaiting_approval');
+
+    // Skipping needs a written reason, which stays with the step.
+    await install.getByLabel('Reason *').fill('installed by the site team during the drill');
+    await install.getByRole('button', { name: 'Skip' }).click();
+    await expect(install).toHaveAttribute('data-state', 'skipped');
+    await expect(install.locator('.note')).toContainText('installed by the site team');
+
+    const check = step(page, 'check-crontab');
+    await check.getByRole('button', { name: 'Run' }).click();
+    await expect(check).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(page.getByTestId('run-state')).toHaveText('completed');
+    await page.goto('/runs?state=finished');
+    await expect(page.locator('table.runs')).toContainText('4. Restore cron jobs');
+  });
+});
