@@ -6,7 +6,7 @@ use crate::error::AppError;
 use crate::model::user::Me;
 use crate::pages::{
     AccountPage, AuditPage, HomePage, LoginPage, NotFound, RunPage, RunbookPage, RunbooksPage,
-    RunsPage, UsersPage,
+    RunsPage, SitesPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -115,6 +115,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runbooks/:id") view=RunbookPage/>
                     <Route path=path!("/runs") view=RunsPage/>
                     <Route path=path!("/runs/:id") view=RunPage/>
+                    <Route path=path!("/sites") view=SitesPage/>
                 </Routes>
             </main>
         </Router>

@@ -116,6 +116,7 @@ impl Application {
         pool: PgPool,
         runbooks: Vec<runbook::Runbook>,
         executor: Arc<dyn app::ssr::engine::executor::Executor>,
+        sites: Arc<dyn app::ssr::sites::SiteDirectory>,
     ) -> Result<Self, StartupError> {
         let listener =
             TcpListener::bind(settings.listen)
@@ -137,6 +138,7 @@ impl Application {
                 ..AuthSettings::default()
             }),
             engine: app::ssr::engine::Engine::new(pool.clone(), &runbooks, executor),
+            sites,
             runbooks: Arc::new(runbooks),
         };
 

@@ -8,4 +8,5 @@ pub mod audit;
 pub mod auth;
 pub mod runbooks;
 pub mod runs;
+pub mod sites;
 pub mod users;

@@ -25,6 +25,8 @@ pub fn NavBar() -> impl IntoView {
                     .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
                 {(usable && me.role.permits(Permission::ManageUsers))
                     .then(|| view! { <li><A href="/users">"Users"</A></li> })}
+                {(usable && me.role.permits(Permission::ManageSites))
+                    .then(|| view! { <li><A href="/sites">"Sites"</A></li> })}
                 <li><A href="/account">"Account"</A></li>
             </ul>
             <div class="nav-user">

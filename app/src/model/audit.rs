@@ -47,13 +47,19 @@ pub enum AuditAction {
     RunStarted,
     RunCompleted,
     RunCancelled,
+    /// An admin trusted host keys from an OpenSSH known_hosts file.
+    HostKeysImported,
+    /// An admin confirmed a host key the portal was shown.
+    HostKeyConfirmed,
+    /// A fault of the lab was switched on or off.
+    LabFaultChanged,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
 }
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -69,6 +75,9 @@ impl AuditAction {
         AuditAction::RunStarted,
         AuditAction::RunCompleted,
         AuditAction::RunCancelled,
+        AuditAction::HostKeysImported,
+        AuditAction::HostKeyConfirmed,
+        AuditAction::LabFaultChanged,
     ];
 
     /// The name stored in `audit_events.action`: `area.verb`.
@@ -89,6 +98,9 @@ impl AuditAction {
             AuditAction::RunStarted => "run.started",
             AuditAction::RunCompleted => "run.completed",
             AuditAction::RunCancelled => "run.cancelled",
+            AuditAction::HostKeysImported => "site.host_keys_imported",
+            AuditAction::HostKeyConfirmed => "site.host_key_confirmed",
+            AuditAction::LabFaultChanged => "lab.fault_changed",
             AuditAction::Step(event) => {
                 use crate::model::run::StepEvent as E;
                 match event {

@@ -7,6 +7,7 @@ pub mod role;
 pub mod run;
 pub mod run_view;
 pub mod runbook;
+pub mod site;
 pub mod user;
 
 pub use role::{Permission, Role};

@@ -27,16 +27,18 @@ pub enum Permission {
     ApproveDestructiveSteps,
     ReadAudit,
     ManageUsers,
+    ManageSites,
 }
 
 impl Permission {
     /// Every permission, in the order the UI lists them.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::ViewRuns,
         Permission::RunRecoveries,
         Permission::ApproveDestructiveSteps,
         Permission::ReadAudit,
         Permission::ManageUsers,
+        Permission::ManageSites,
     ];
 
     /// What the permission lets a user do, in the words the UI uses.
@@ -49,6 +51,7 @@ impl Permission {
             }
             Permission::ReadAudit => "read the audit trail",
             Permission::ManageUsers => "manage users and their roles",
+            Permission::ManageSites => "manage sites, their trusted host keys and the lab",
         }
     }
 }
@@ -77,7 +80,7 @@ impl Role {
                 ViewRuns | RunRecoveries | ApproveDestructiveSteps | ReadAudit
             ),
             Role::Auditor => matches!(permission, ViewRuns | ReadAudit),
-            Role::Admin => matches!(permission, ViewRuns | ManageUsers | ReadAudit),
+            Role::Admin => matches!(permission, ViewRuns | ManageUsers | ManageSites | ReadAudit),
         }
     }
 
@@ -129,7 +132,10 @@ mod tests {
                 vec![ViewRuns, RunRecoveries, ApproveDestructiveSteps, ReadAudit],
             ),
             (Role::Auditor, vec![ViewRuns, ReadAudit]),
-            (Role::Admin, vec![ViewRuns, ReadAudit, ManageUsers]),
+            (
+                Role::Admin,
+                vec![ViewRuns, ReadAudit, ManageUsers, ManageSites],
+            ),
         ];
         for (role, expected) in table {
             assert_eq!(role.permissions(), expected, "{role}");

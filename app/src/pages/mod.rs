@@ -7,6 +7,7 @@ mod home;
 mod login;
 mod runbooks;
 mod runs;
+mod sites;
 mod start_run;
 mod users;
 
@@ -17,6 +18,7 @@ pub use home::HomePage;
 pub use login::LoginPage;
 pub use runbooks::{RunbookPage, RunbooksPage};
 pub use runs::{RunPage, RunsPage};
+pub use sites::SitesPage;
 pub use users::UsersPage;
 
 use crate::model::Permission;
@@ -50,6 +52,7 @@ pub fn page_access(path: &str) -> PageAccess {
             PageAccess::Needs(Permission::RunRecoveries)
         }
         "/runs" => PageAccess::Needs(Permission::ViewRuns),
+        "/sites" => PageAccess::Needs(Permission::ManageSites),
         p if p.starts_with("/runs/") && p["/runs/".len()..].parse::<i64>().is_ok() => {
             PageAccess::Needs(Permission::ViewRuns)
         }

@@ -359,13 +359,18 @@ fn run_body(
 }
 
 /// Listens to the run's live events: output is added to `live`, any other change
-/// reloads the run.
+/// reloads the run. When the stream breaks for good (an error answer: browsers do
+/// not retry those), `paused` says so and a new stream is tried after a pause.
 #[cfg(feature = "hydrate")]
-fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>) {
+fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>, paused: RwSignal<bool>) {
     use crate::model::run_view::LiveEvent;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
+    // The retry runs from a timer, outside the page's reactive owner: it is put
+    // back under it so its cleanup still runs when the page goes.
+    let owner = Owner::current();
     let Ok(source) = web_sys::EventSource::new(&format!("/api/runs/{run_id}/live")) else {
+        paused.set(true);
         return;
     };
     let on_output =
@@ -382,13 +387,35 @@ fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>) {
         });
     let on_changed =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_e: web_sys::MessageEvent| {
+            paused.set(false);
             reload.update(|n| *n += 1);
         });
+    let closed = StoredValue::new(false);
+    let on_error = {
+        let source = source.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
+            if source.ready_state() == web_sys::EventSource::CLOSED && !closed.get_value() {
+                closed.set_value(true);
+                paused.set(true);
+                let owner = owner.clone();
+                set_timeout(
+                    move || {
+                        if let Some(owner) = owner.filter(|_| !closed.is_disposed()) {
+                            owner.with(|| listen(run_id, live, reload, paused));
+                        }
+                    },
+                    std::time::Duration::from_secs(3),
+                );
+            }
+        })
+    };
     let _ = source.add_event_listener_with_callback("output", on_output.as_ref().unchecked_ref());
     let _ = source.add_event_listener_with_callback("changed", on_changed.as_ref().unchecked_ref());
-    let handle = StoredValue::new_local(Some((source, on_output, on_changed)));
+    let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
+    let handle = StoredValue::new_local(Some((source, on_output, on_changed, on_error)));
     on_cleanup(move || {
-        if let Some(Some((source, _, _))) = handle.try_update_value(|h| h.take()) {
+        closed.set_value(true);
+        if let Some(Some((source, _, _, _))) = handle.try_update_value(|h| h.take()) {
             source.close();
         }
     });
@@ -401,6 +428,7 @@ pub fn RunPage() -> impl IntoView {
     let run_id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let reload = RwSignal::new(0u32);
     let live = RwSignal::new(LiveOutput::default());
+    let paused = RwSignal::new(false);
     let command = ServerAction::<CommandStep>::new();
     let cancel = ServerAction::<CancelRun>::new();
     let run = Resource::new(
@@ -420,13 +448,14 @@ pub fn RunPage() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         if let Some(id) = run_id() {
-            listen(id, live, reload);
+            listen(id, live, reload, paused);
         }
     });
     view! {
         <Guarded view=move |me: Me| {
             let can_operate = me.role.permits(Permission::RunRecoveries);
             view! {
+                {move || paused.get().then(|| view! { <p class="notice warn live-paused" role="status">"Live updates are paused: the connection to the portal broke. Reconnecting…"</p> })}
                 <Transition fallback=|| view! { <p class="loading">"Loading the run…"</p> }>
                     {move || Suspend::new(async move {
                         match run.await {

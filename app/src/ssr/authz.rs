@@ -33,6 +33,7 @@ capability!(RunRecoveries);
 capability!(ApproveDestructiveSteps);
 capability!(ReadAudit);
 capability!(ManageUsers);
+capability!(ManageSites);
 
 /// Proof that `user` holds capability `C`.
 #[derive(Debug)]

@@ -9,6 +9,7 @@
 //! - [`runs`]: runs and their steps in the database, through the step state machine.
 //! - [`engine`]: executing runs: the operator's commands, the executor, outcomes.
 //! - [`live`]: live events of runs for open run pages.
+//! - [`sites`]: sites for the admin: trusted host keys, the lab's faults.
 //! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
 //! - [`respond`]: answers that depend on how a server function was called.
@@ -25,6 +26,7 @@ pub mod respond;
 pub mod runs;
 pub mod session;
 pub mod sign_in;
+pub mod sites;
 pub mod state;
 pub mod throttle;
 pub mod users;

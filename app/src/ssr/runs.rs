@@ -39,7 +39,7 @@ pub async fn start(
     .await?;
     for (position, step) in runbook.steps.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO run_steps (run_id, position, step_id, title, kind, destructive) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO run_steps (run_id, position, step_id, title, kind, destructive, site) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(run_id)
         .bind(position as i32)
@@ -47,6 +47,7 @@ pub async fn start(
         .bind(&step.title)
         .bind(step.action.kind())
         .bind(step.destructive)
+        .bind(site)
         .execute(&mut *tx)
         .await?;
     }

@@ -28,7 +28,7 @@ impl Default for AuthSettings {
 }
 
 /// Shared application state.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthSettings>,
@@ -36,10 +36,18 @@ pub struct AppState {
     pub runbooks: Arc<Vec<runbook::Runbook>>,
     /// Executes runs.
     pub engine: Arc<super::engine::Engine>,
+    /// The sites as the executor knows them.
+    pub sites: Arc<dyn super::sites::SiteDirectory>,
 }
 
 /// The state provided to the current server function or page render.
 pub fn app_state() -> Result<AppState, ServiceError> {
     leptos::prelude::use_context::<AppState>()
         .ok_or_else(|| ServiceError::Internal("application state missing from context".into()))
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
 }

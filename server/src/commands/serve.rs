@@ -107,9 +107,24 @@ pub async fn serve(
     } else {
         None
     };
-    let executor = SiteExecutor::new(sites, settings.backup_store.clone())
+    let mut executor = SiteExecutor::new(sites, settings.backup_store.clone())
         .map_err(|e| CommandError::Input(e.to_string()))?;
-    let app = Application::build(&settings, pool.clone(), runbooks, Arc::new(executor)).await?;
+    if let Some(lab) = &lab {
+        executor = executor.with_lab(lab.faults());
+    }
+    let executor = Arc::new(executor);
+    let trusted = app::ssr::sites::apply_stored_keys(&pool, executor.as_ref()).await?;
+    if trusted > 0 {
+        tracing::info!(trusted, "host keys trusted in the portal applied");
+    }
+    let app = Application::build(
+        &settings,
+        pool.clone(),
+        runbooks,
+        executor.clone(),
+        executor,
+    )
+    .await?;
     let port = app.port();
     let mut url = settings.public_url.clone();
     if settings.listen.port() == 0 {

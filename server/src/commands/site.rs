@@ -2,8 +2,9 @@
 
 use crate::cli::SiteCommand;
 use crate::config::Settings;
-use crate::exec::site;
-use std::path::Path;
+use crate::exec::site::{self, SiteAuth};
+use crate::exec::ssh::agent_identities;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn run(settings: &Settings, command: SiteCommand) -> ExitCode {
@@ -34,17 +35,29 @@ fn check(file: &Path) -> ExitCode {
     };
     let mut usable = true;
     for s in &sites {
-        match s.connector() {
-            Ok(_) => println!(
-                "ok  site {} ({} hosts, jump host {})",
-                s.name,
-                s.hosts.len(),
-                s.jump_host
-            ),
-            Err(e) => {
+        let agent = match &s.auth {
+            SiteAuth::Agent { socket } => Some(check_agent(socket.clone())),
+            SiteAuth::Key { .. } => None,
+        };
+        match (s.connector(), agent) {
+            (Err(e), _) => {
                 usable = false;
                 println!("site {}: {}", s.name, e.message);
             }
+            (Ok(_), Some(Err(message))) => {
+                usable = false;
+                println!("site {} uses the ssh-agent, but {message}", s.name);
+            }
+            (Ok(_), agent) => println!(
+                "ok  site {} ({} hosts, jump host {}{})",
+                s.name,
+                s.hosts.len(),
+                s.jump_host,
+                match agent {
+                    Some(Ok(n)) => format!(", ssh-agent with {n} identities"),
+                    _ => String::new(),
+                }
+            ),
         }
         let missing = s.missing_runbook_hosts();
         if !missing.is_empty() {
@@ -60,4 +73,22 @@ fn check(file: &Path) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// How many identities the ssh-agent at `socket` (or `SSH_AUTH_SOCK`) holds; none
+/// is an error. Asked from a thread of its own, as this command runs inside the
+/// async runtime without awaiting.
+fn check_agent(socket: Option<PathBuf>) -> Result<usize, String> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("the agent cannot be asked: {e}"))?;
+        runtime.block_on(async {
+            let (_, identities) = agent_identities(socket.as_deref()).await?;
+            Ok(identities.len())
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the agent check failed".to_string()))
 }

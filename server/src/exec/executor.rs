@@ -1,8 +1,9 @@
 //! The engine's executor in the portal: commands over SSH and transfers over SFTP
 //! on the configured sites, one connection per host reused within a run.
 
+use super::known_hosts::KnownHosts;
 use super::site::{Site, SiteError, SiteSession};
-use super::ssh::{Connector, Ending as SshEnding, OutputStream};
+use super::ssh::{Connector, Ending as SshEnding, OutputStream, SshError};
 use super::transfer;
 use app::ssr::engine::executor::{
     BoxFuture, CancelSignal, Ending, Executor, Finished, Job, OutputTx, SiteInfo,
@@ -13,18 +14,40 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct SiteEntry {
-    site: Arc<Site>,
-    connector: Connector,
+pub(super) struct SiteEntry {
+    pub(super) site: Arc<Site>,
+    /// Built from the site's credentials and every trusted key; replaced when an
+    /// admin trusts more keys.
+    pub(super) connector: Connector,
+    /// The keys of the site's known_hosts file.
+    pub(super) file_keys: KnownHosts,
+    /// Keys trusted in the portal: (known_hosts line, `import` or `confirmed`).
+    pub(super) added: Vec<(String, String)>,
+    /// Keys hosts presented that were refused, newest last.
+    pub(super) refused: Vec<Refusal>,
+}
+
+/// A host key that was presented and refused.
+#[derive(Clone, Debug)]
+pub(super) struct Refusal {
+    pub(super) host: String,
+    pub(super) fingerprint: String,
+    /// `unknown` or `changed`.
+    pub(super) verdict: &'static str,
+    /// The key as a known_hosts line for the host's names, to trust it.
+    pub(super) line: String,
+    pub(super) seen_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Reaches the configured sites.
 pub struct SiteExecutor {
-    sites: BTreeMap<String, SiteEntry>,
+    pub(super) sites: Arc<Mutex<BTreeMap<String, SiteEntry>>>,
     /// Open connections, per run.
-    sessions: Mutex<HashMap<i64, Arc<SiteSession>>>,
+    pub(super) sessions: Mutex<HashMap<i64, Arc<SiteSession>>>,
     /// The backup store's root directory.
     store: PathBuf,
+    /// The lab's faults, when the portal serves the lab.
+    pub(super) lab: Option<lab::Faults>,
 }
 
 impl SiteExecutor {
@@ -34,24 +57,73 @@ impl SiteExecutor {
         let mut entries = BTreeMap::new();
         for site in sites {
             let connector = site.connector()?;
+            let file_keys = site.known_hosts()?;
             entries.insert(
                 site.name.clone(),
                 SiteEntry {
                     site: Arc::new(site),
                     connector,
+                    file_keys,
+                    added: Vec::new(),
+                    refused: Vec::new(),
                 },
             );
         }
         Ok(Self {
-            sites: entries,
+            sites: Arc::new(Mutex::new(entries)),
             sessions: Mutex::new(HashMap::new()),
             store,
+            lab: None,
         })
     }
 
+    /// The same, also offering the lab's faults to the admin page.
+    pub fn with_lab(mut self, faults: lab::Faults) -> Self {
+        self.lab = Some(faults);
+        self
+    }
+}
+
+/// Remembers a host key that was refused, for an admin to confirm.
+fn note_refusal(sites: &Mutex<BTreeMap<String, SiteEntry>>, site: &str, error: &SshError) {
+    {
+        let (host, fingerprint, verdict, line) = match error {
+            SshError::UnknownHostKey {
+                host,
+                fingerprint,
+                presented,
+            } => (host, fingerprint, "unknown", presented),
+            SshError::HostKeyChanged {
+                host,
+                fingerprint,
+                presented,
+                ..
+            } => (host, fingerprint, "changed", presented),
+            _ => return,
+        };
+        let mut sites = sites.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = sites.get_mut(site) {
+            entry
+                .refused
+                .retain(|r| !(r.host == *host && r.fingerprint == *fingerprint));
+            entry.refused.push(Refusal {
+                host: host.clone(),
+                fingerprint: fingerprint.clone(),
+                verdict,
+                line: line.clone(),
+                seen_at: chrono::Utc::now(),
+            });
+            // A bounded list: a host flapping between keys cannot grow it forever.
+            let excess = entry.refused.len().saturating_sub(50);
+            entry.refused.drain(..excess);
+        }
+    }
+}
+
+impl SiteExecutor {
     fn session(&self, run_id: i64, site: &str) -> Result<Arc<SiteSession>, String> {
-        let entry = self
-            .sites
+        let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = sites
             .get(site)
             .ok_or_else(|| format!("site {site:?} is not configured in this portal"))?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,6 +142,8 @@ impl SiteExecutor {
 impl Executor for SiteExecutor {
     fn sites(&self) -> Vec<SiteInfo> {
         self.sites
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .values()
             .map(|e| SiteInfo {
                 name: e.site.name.clone(),
@@ -87,6 +161,8 @@ impl Executor for SiteExecutor {
         cancel: CancelSignal,
     ) -> BoxFuture<Result<Finished, String>> {
         let session = self.session(run_id, site);
+        let sites = self.sites.clone();
+        let site = site.to_string();
         let store = self.store.clone();
         Box::pin(async move {
             let session = session?;
@@ -96,7 +172,10 @@ impl Executor for SiteExecutor {
                     command,
                     timeout_seconds,
                 } => {
-                    let connection = session.connection(&host).await.map_err(|e| e.to_string())?;
+                    let connection = session.connection(&host).await.map_err(|e| {
+                        note_refusal(&sites, &site, &e);
+                        e.to_string()
+                    })?;
                     let result = connection
                         .run(
                             &command,
@@ -138,6 +217,9 @@ impl Executor for SiteExecutor {
                             transfer: None,
                         }),
                         Err(e) => {
+                            if let transfer::TransferError::Ssh(ssh) = &e {
+                                note_refusal(&sites, &site, ssh);
+                            }
                             for end in [&from, &to] {
                                 if let RenderedEndpoint::Host { host, .. } = end {
                                     session.forget(host).await;

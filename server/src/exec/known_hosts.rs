@@ -151,6 +151,50 @@ impl KnownHosts {
         }
     }
 
+    /// Adds the entries of `other` (keys trusted later, in the portal).
+    pub fn extend(&mut self, other: KnownHosts) {
+        self.entries.extend(other.entries);
+    }
+
+    /// Each entry's hosts (as written; hashed names stay hidden) and key fingerprint.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        self.entries
+            .iter()
+            .map(|t| {
+                let hosts = match t.entry.host_patterns() {
+                    HostPatterns::Patterns(list) => list.join(","),
+                    HostPatterns::HashedName { .. } => "(hashed name)".to_string(),
+                };
+                let hosts = match t.entry.marker() {
+                    Some(Marker::Revoked) => format!("@revoked {hosts}"),
+                    Some(Marker::CertAuthority) => format!("@cert-authority {hosts}"),
+                    None => hosts,
+                };
+                (hosts, fingerprint(t.entry.public_key()))
+            })
+            .collect()
+    }
+
+    /// The lines of a known_hosts text that hold entries, each with its key's
+    /// fingerprint; an error names the first line that is not an entry.
+    pub fn entry_lines(text: &str) -> Result<Vec<(String, String)>, KnownHostsError> {
+        let parsed = Self::parse(text)?;
+        let lines: Vec<&str> = text.lines().collect();
+        Ok(parsed
+            .entries
+            .iter()
+            .map(|t| {
+                (
+                    lines
+                        .get(t.line - 1)
+                        .map(|l| l.trim().to_string())
+                        .unwrap_or_default(),
+                    fingerprint(t.entry.public_key()),
+                )
+            })
+            .collect())
+    }
+
     /// How many entries there are.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -6,7 +6,9 @@
 //!   host, streamed, with timeouts and cancellation.
 //! - [`transfer`]: files copied over SFTP between VMs and the backup store.
 //! - [`executor`]: the engine's executor: all of the above for runs.
+//! - [`directory`]: the same executor seen by the admin page: keys and lab faults.
 
+pub mod directory;
 pub mod executor;
 pub mod known_hosts;
 pub mod site;

@@ -7,6 +7,8 @@
 //! user = "cps"                            # default login for every host
 //! key = "fra1/id_ed25519"                 # relative to the sites file
 //! key_passphrase_env = "FRA1_KEY_PASS"    # optional: where the passphrase is (never in the file)
+//! # agent = true                          # instead of key: the identities of the ssh-agent at
+//! # agent_socket = "/run/portal/agent"    #   SSH_AUTH_SOCK, or at agent_socket (optional)
 //! known_hosts = "fra1/known_hosts"        # the host keys to trust (OpenSSH format)
 //! jump_host = "cluman"                    # internal hosts are reached through it (ssh -J)
 //!
@@ -21,7 +23,7 @@
 //! ```
 
 use super::known_hosts::KnownHosts;
-use super::ssh::{load_key, Connection, Connector, Endpoint, SshError};
+use super::ssh::{load_key, Connection, Connector, Credentials, Endpoint, SshError};
 use runbook::hosts::KNOWN_HOSTS;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -42,8 +44,11 @@ struct RawSite {
     #[serde(default)]
     description: String,
     user: String,
-    key: String,
+    key: Option<String>,
     key_passphrase_env: Option<String>,
+    #[serde(default)]
+    agent: bool,
+    agent_socket: Option<String>,
     known_hosts: String,
     jump_host: String,
     hosts: Vec<RawHost>,
@@ -66,6 +71,18 @@ pub struct SiteHost {
     pub via_jump: bool,
 }
 
+/// How a site's hosts are logged into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteAuth {
+    /// A key file, with its passphrase in an environment variable if it has one.
+    Key {
+        path: PathBuf,
+        passphrase_env: Option<String>,
+    },
+    /// The identities of the ssh-agent at `socket`, or at `SSH_AUTH_SOCK` when `None`.
+    Agent { socket: Option<PathBuf> },
+}
+
 /// A site as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Site {
@@ -73,8 +90,7 @@ pub struct Site {
     pub description: String,
     pub jump_host: String,
     pub hosts: Vec<SiteHost>,
-    pub key_path: PathBuf,
-    pub key_passphrase_env: Option<String>,
+    pub auth: SiteAuth,
     pub known_hosts_path: PathBuf,
 }
 
@@ -156,13 +172,47 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Vec<Site>, Vec<SiteE
                 s.jump_host
             )));
         }
+        let auth = match (s.key, s.agent) {
+            (Some(key), false) => {
+                if s.agent_socket.is_some() {
+                    errors.push(err(format!(
+                        "{label}: agent_socket is only for agent = true"
+                    )));
+                }
+                SiteAuth::Key {
+                    path: base.join(key),
+                    passphrase_env: s.key_passphrase_env,
+                }
+            }
+            (None, true) => {
+                if s.key_passphrase_env.is_some() {
+                    errors.push(err(format!(
+                        "{label}: key_passphrase_env is only for a key file, not for agent = true"
+                    )));
+                }
+                SiteAuth::Agent {
+                    socket: s.agent_socket.map(|p| base.join(p)),
+                }
+            }
+            (Some(_), true) => {
+                errors.push(err(format!(
+                    "{label}: give either key or agent = true, not both"
+                )));
+                SiteAuth::Agent { socket: None }
+            }
+            (None, false) => {
+                errors.push(err(format!(
+                    "{label}: needs key = \"path\" or agent = true"
+                )));
+                SiteAuth::Agent { socket: None }
+            }
+        };
         sites.push(Site {
             name: s.name,
             description: s.description,
             jump_host: s.jump_host,
             hosts,
-            key_path: base.join(&s.key),
-            key_passphrase_env: s.key_passphrase_env,
+            auth,
             known_hosts_path: base.join(&s.known_hosts),
         });
     }
@@ -190,30 +240,49 @@ impl Site {
     }
 
     /// Reads the site's key (with the passphrase from its environment variable)
-    /// and trusted host keys, and makes a connector from them.
+    /// and trusted host keys, and makes a connector from them. A site using the
+    /// ssh-agent reaches it only when it connects (a missing agent fails the step).
     pub fn connector(&self) -> Result<Connector, SiteError> {
         let err = |message: String| SiteError {
             file: self.name.clone(),
             message,
         };
-        let passphrase = match &self.key_passphrase_env {
-            Some(var) => Some(
-                std::env::var(var)
-                    .map_err(|_| err(format!("the key passphrase variable {var} is not set")))?,
-            ),
-            None => None,
+        let credentials = match &self.auth {
+            SiteAuth::Key {
+                path,
+                passphrase_env,
+            } => {
+                let passphrase = match passphrase_env {
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        err(format!("the key passphrase variable {var} is not set"))
+                    })?),
+                    None => None,
+                };
+                let key = load_key(path, passphrase.as_deref()).map_err(|e| err(e.to_string()))?;
+                Credentials::Key(Arc::new(key))
+            }
+            SiteAuth::Agent { socket } => Credentials::Agent {
+                socket: socket.clone(),
+            },
         };
-        let key =
-            load_key(&self.key_path, passphrase.as_deref()).map_err(|e| err(e.to_string()))?;
+        let known = self.known_hosts()?;
+        Ok(Connector::with_credentials(credentials, known).for_site(&self.name))
+    }
+
+    /// The host keys of the site's known_hosts file.
+    pub fn known_hosts(&self) -> Result<KnownHosts, SiteError> {
+        let err = |message: String| SiteError {
+            file: self.name.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(&self.known_hosts_path).map_err(|e| {
             err(format!(
                 "cannot read {}: {e}",
                 self.known_hosts_path.display()
             ))
         })?;
-        let known = KnownHosts::parse(&text)
-            .map_err(|e| err(format!("{}: {e}", self.known_hosts_path.display())))?;
-        Ok(Connector::new(key, known))
+        KnownHosts::parse(&text)
+            .map_err(|e| err(format!("{}: {e}", self.known_hosts_path.display())))
     }
 }
 
@@ -233,6 +302,11 @@ impl SiteSession {
             connector,
             open: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The name of the site.
+    pub fn site_name(&self) -> &str {
+        &self.site.name
     }
 
     /// Drops the connection to `host` (after it failed), so the next use reconnects.
@@ -307,7 +381,13 @@ user = "root"
     fn a_site_is_read_with_defaults_and_routes() {
         let sites = parse("sites.toml", GOOD, Path::new("/etc/portal")).unwrap();
         let fra1 = &sites[0];
-        assert_eq!(fra1.key_path, Path::new("/etc/portal/fra1/id_ed25519"));
+        assert_eq!(
+            fra1.auth,
+            SiteAuth::Key {
+                path: PathBuf::from("/etc/portal/fra1/id_ed25519"),
+                passphrase_env: None
+            }
+        );
         let cluman = fra1.host("cluman").unwrap();
         assert_eq!(
             (
@@ -352,6 +432,67 @@ user = "root"
         assert!(
             unknown[0].message.contains("unknown field `usr`"),
             "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn a_site_uses_either_a_key_file_or_the_agent() {
+        let agent = GOOD.replace("key = \"fra1/id_ed25519\"", "agent = true");
+        let sites = parse("sites.toml", &agent, Path::new("/etc/portal")).unwrap();
+        assert_eq!(sites[0].auth, SiteAuth::Agent { socket: None });
+
+        let socket = GOOD.replace(
+            "key = \"fra1/id_ed25519\"",
+            "agent = true\nagent_socket = \"run/agent.sock\"",
+        );
+        let sites = parse("sites.toml", &socket, Path::new("/etc/portal")).unwrap();
+        assert_eq!(
+            sites[0].auth,
+            SiteAuth::Agent {
+                socket: Some(PathBuf::from("/etc/portal/run/agent.sock"))
+            }
+        );
+
+        let messages = |text: &str| -> Vec<String> {
+            parse("sites.toml", text, Path::new("."))
+                .unwrap_err()
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        let both = GOOD.replace(
+            "key = \"fra1/id_ed25519\"",
+            "key = \"fra1/id_ed25519\"\nagent = true",
+        );
+        assert_eq!(
+            messages(&both),
+            ["sites.toml: site \"fra1\": give either key or agent = true, not both"]
+        );
+        let neither = GOOD.replace("key = \"fra1/id_ed25519\"\n", "");
+        assert_eq!(
+            messages(&neither),
+            ["sites.toml: site \"fra1\": needs key = \"path\" or agent = true"]
+        );
+        let off = GOOD.replace("key = \"fra1/id_ed25519\"", "agent = false");
+        assert_eq!(
+            messages(&off),
+            ["sites.toml: site \"fra1\": needs key = \"path\" or agent = true"]
+        );
+        let stray_socket = GOOD.replace(
+            "key = \"fra1/id_ed25519\"",
+            "key = \"fra1/id_ed25519\"\nagent_socket = \"agent.sock\"",
+        );
+        assert!(
+            messages(&stray_socket)[0].contains("agent_socket is only for agent = true"),
+            "{:?}",
+            messages(&stray_socket)
+        );
+        let stray_passphrase =
+            agent.replace("agent = true", "agent = true\nkey_passphrase_env = \"P\"");
+        assert!(
+            messages(&stray_passphrase)[0].contains("key_passphrase_env is only for a key file"),
+            "{:?}",
+            messages(&stray_passphrase)
         );
     }
 }

@@ -1,15 +1,18 @@
-//! Commands over SSH (russh), the way operators run them: key authentication,
+//! Commands over SSH (russh), the way operators run them: key authentication
+//! (a key file, or the identities of a running ssh-agent),
 //! host keys checked against the site's known hosts before anything is sent, the
 //! internal VMs reached through the Cluster Manager as jump host (`ssh -J`),
 //! output streamed as it comes, every command under a remote `timeout`.
 
-use super::known_hosts::{fingerprint, KnownHosts, Verdict};
+use super::known_hosts::{fingerprint, host_token, KnownHosts, Verdict};
 use runbook::render::remote_command;
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Disconnect, Sig};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{AgentAuthError, ChannelMsg, Disconnect, Sig};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,12 +31,19 @@ pub struct Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     #[error("{host}: the host key is not known (fingerprint {fingerprint}); no command was sent. An admin must confirm this fingerprint or import the site's known_hosts.")]
-    UnknownHostKey { host: String, fingerprint: String },
+    UnknownHostKey {
+        host: String,
+        fingerprint: String,
+        /// The presented key as a known_hosts line for the host's names.
+        presented: String,
+    },
     #[error("{host}: the host key has CHANGED (now {fingerprint}; known_hosts line {line} has another); no command was sent. This can be an attack: check with the site before trusting the new key.")]
     HostKeyChanged {
         host: String,
         fingerprint: String,
         line: usize,
+        /// The presented key as a known_hosts line for the host's names.
+        presented: String,
     },
     #[error("{host}: the host key {fingerprint} is revoked; no command was sent.")]
     RevokedHostKey { host: String, fingerprint: String },
@@ -55,6 +65,54 @@ pub enum SshError {
     Protocol { host: String, message: String },
     #[error("cannot use the SSH key {path}: {message}")]
     Key { path: String, message: String },
+    #[error("{host}: {message}")]
+    Agent { host: String, message: String },
+}
+
+/// How a connector proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A private key (read from a file with [`load_key`]).
+    Key(Arc<PrivateKey>),
+    /// The identities of a running ssh-agent, tried in turn: the agent listening
+    /// at `socket`, or at `SSH_AUTH_SOCK` when it is `None`.
+    Agent { socket: Option<PathBuf> },
+}
+
+/// The ssh-agent's socket: `socket`, or `SSH_AUTH_SOCK`.
+fn agent_socket(socket: Option<&Path>) -> Result<PathBuf, String> {
+    match socket {
+        Some(path) => Ok(path.to_path_buf()),
+        None => std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| "SSH_AUTH_SOCK is not set".to_string()),
+    }
+}
+
+/// Connects to the ssh-agent at `socket` (`None`: at `SSH_AUTH_SOCK`) and lists
+/// its identities; an agent without any is an error. The error completes the
+/// sentence "... uses the ssh-agent, but ...".
+pub async fn agent_identities(
+    socket: Option<&Path>,
+) -> Result<(AgentClient<tokio::net::UnixStream>, Vec<AgentIdentity>), String> {
+    let path = agent_socket(socket)?;
+    let mut agent = AgentClient::connect_uds(&path)
+        .await
+        .map_err(|e| format!("the agent at {} cannot be reached: {e}", path.display()))?;
+    let identities = agent.request_identities().await.map_err(|e| {
+        format!(
+            "the agent at {} did not list its identities: {e}",
+            path.display()
+        )
+    })?;
+    if identities.is_empty() {
+        return Err(format!(
+            "the agent at {} holds no identities (add the key with ssh-add)",
+            path.display()
+        ));
+    }
+    Ok((agent, identities))
 }
 
 /// Reads a private key (ed25519, RSA, ECDSA) from an OpenSSH key file,
@@ -67,7 +125,7 @@ pub fn load_key(path: &Path, passphrase: Option<&str>) -> Result<PrivateKey, Ssh
 }
 
 /// What the host-key check found: the verdict and the key's fingerprint.
-type Seen = Arc<Mutex<Option<(Verdict, String)>>>;
+type Seen = Arc<Mutex<Option<(Verdict, String, String)>>>;
 
 /// Checks the server's key; remembers what it found so a refusal can be explained.
 struct Verifier {
@@ -83,7 +141,7 @@ impl client::Handler for Verifier {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let (verdict, print) = match key {
+        let (verdict, print, presented) = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => {
                 // Trusted under any of the host's names; otherwise the worst finding.
                 let verdicts: Vec<Verdict> = self
@@ -103,25 +161,35 @@ impl client::Handler for Verifier {
                         .find(|v| matches!(v, Verdict::Changed { .. }))
                         .unwrap_or(Verdict::Unknown)
                 };
-                (verdict, fingerprint(key))
+                let names: Vec<String> =
+                    self.names.iter().map(|(h, p)| host_token(h, *p)).collect();
+                let presented = key
+                    .to_openssh()
+                    .map(|k| format!("{} {k}", names.join(",")))
+                    .unwrap_or_default();
+                (verdict, fingerprint(key), presented)
             }
-            PublicKeyOrCertificate::Certificate(_) => {
-                (Verdict::Unknown, "(a host certificate)".to_string())
-            }
+            PublicKeyOrCertificate::Certificate(_) => (
+                Verdict::Unknown,
+                "(a host certificate)".to_string(),
+                String::new(),
+            ),
         };
         let trusted = verdict == Verdict::Trusted;
         if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some((verdict, print));
+            *seen = Some((verdict, print, presented));
         }
         Ok(trusted)
     }
 }
 
-/// Opens connections with one key and one set of trusted host keys.
+/// Opens connections with one set of credentials and one set of trusted host keys.
 #[derive(Clone)]
 pub struct Connector {
     config: Arc<client::Config>,
-    key: Arc<PrivateKey>,
+    credentials: Credentials,
+    /// The site the connector is for, named in agent errors.
+    site: Option<String>,
     known: Arc<KnownHosts>,
     connect_timeout: Duration,
 }
@@ -168,6 +236,11 @@ const LOCAL_GRACE: Duration = Duration::from_secs(15);
 impl Connector {
     /// A connector using `key` and trusting the keys in `known`.
     pub fn new(key: PrivateKey, known: KnownHosts) -> Self {
+        Self::with_credentials(Credentials::Key(Arc::new(key)), known)
+    }
+
+    /// A connector using `credentials` and trusting the keys in `known`.
+    pub fn with_credentials(credentials: Credentials, known: KnownHosts) -> Self {
         let config = client::Config {
             inactivity_timeout: Some(Duration::from_secs(3600)),
             keepalive_interval: Some(Duration::from_secs(30)),
@@ -175,10 +248,25 @@ impl Connector {
         };
         Self {
             config: Arc::new(config),
-            key: Arc::new(key),
+            credentials,
+            site: None,
             known: Arc::new(known),
             connect_timeout: Duration::from_secs(15),
         }
+    }
+
+    /// The same connector trusting `known` instead.
+    pub fn trusting(&self, known: KnownHosts) -> Self {
+        Self {
+            known: Arc::new(known),
+            ..self.clone()
+        }
+    }
+
+    /// The same connector, naming `site` in its errors.
+    pub fn for_site(mut self, site: impl Into<String>) -> Self {
+        self.site = Some(site.into());
+        self
     }
 
     fn verifier(&self, target: &Endpoint) -> (Verifier, Seen) {
@@ -198,20 +286,23 @@ impl Connector {
     }
 
     /// Turns a failed handshake into the host-key error it was, if it was one.
-    fn explain(
-        target: &Endpoint,
-        seen: &Arc<Mutex<Option<(Verdict, String)>>>,
-        err: russh::Error,
-    ) -> SshError {
+    fn explain(target: &Endpoint, seen: &Seen, err: russh::Error) -> SshError {
         let host = target.name.clone();
         match seen.lock().ok().and_then(|s| s.clone()) {
-            Some((Verdict::Unknown, fingerprint)) => SshError::UnknownHostKey { host, fingerprint },
-            Some((Verdict::Changed { line }, fingerprint)) => SshError::HostKeyChanged {
+            Some((Verdict::Unknown, fingerprint, presented)) => SshError::UnknownHostKey {
+                host,
+                fingerprint,
+                presented,
+            },
+            Some((Verdict::Changed { line }, fingerprint, presented)) => SshError::HostKeyChanged {
                 host,
                 fingerprint,
                 line,
+                presented,
             },
-            Some((Verdict::Revoked, fingerprint)) => SshError::RevokedHostKey { host, fingerprint },
+            Some((Verdict::Revoked, fingerprint, _)) => {
+                SshError::RevokedHostKey { host, fingerprint }
+            }
             _ => SshError::Connect {
                 host,
                 address: format!("{}:{}", target.address, target.port),
@@ -234,14 +325,21 @@ impl Connector {
             .await
             .map_err(protocol)?
             .flatten();
-        let result = handle
-            .authenticate_publickey(
-                target.user.clone(),
-                PrivateKeyWithHashAlg::new(self.key.clone(), hash),
-            )
-            .await
-            .map_err(protocol)?;
-        if !result.success() {
+        let accepted = match &self.credentials {
+            Credentials::Key(key) => handle
+                .authenticate_publickey(
+                    target.user.clone(),
+                    PrivateKeyWithHashAlg::new(key.clone(), hash),
+                )
+                .await
+                .map_err(protocol)?
+                .success(),
+            Credentials::Agent { socket } => {
+                self.authenticate_with_agent(target, &mut handle, socket.as_deref(), hash)
+                    .await?
+            }
+        };
+        if !accepted {
             return Err(SshError::AuthenticationFailed {
                 host: target.name.clone(),
                 user: target.user.clone(),
@@ -251,6 +349,56 @@ impl Connector {
             host: target.name.clone(),
             handle,
         })
+    }
+
+    /// Offers the agent's identities in turn; whether one was accepted.
+    async fn authenticate_with_agent(
+        &self,
+        target: &Endpoint,
+        handle: &mut Handle<Verifier>,
+        socket: Option<&Path>,
+        hash: Option<HashAlg>,
+    ) -> Result<bool, SshError> {
+        let who = match &self.site {
+            Some(site) => format!("site {site}"),
+            None => "this connection".to_string(),
+        };
+        let agent_error = |message: String| SshError::Agent {
+            host: target.name.clone(),
+            message: format!("{who} uses the ssh-agent, but {message}"),
+        };
+        let (mut agent, identities) = agent_identities(socket).await.map_err(agent_error)?;
+        let mut refused_to_sign = None;
+        for identity in identities {
+            let key = identity.public_key().into_owned();
+            let hash_alg = if key.algorithm().is_rsa() { hash } else { None };
+            match handle
+                .authenticate_publickey_with(target.user.clone(), key, hash_alg, &mut agent)
+                .await
+            {
+                Ok(result) if result.success() => return Ok(true),
+                Ok(_) => {}
+                // The agent would not sign with this one (a confirmation refused,
+                // a locked agent): the next may do.
+                Err(AgentAuthError::Key(e)) => {
+                    refused_to_sign = Some(format!(
+                        "the agent did not sign with {} ({}): {e}",
+                        identity.public_key().algorithm(),
+                        identity.comment()
+                    ));
+                }
+                Err(e @ AgentAuthError::Send(_)) => {
+                    return Err(SshError::Protocol {
+                        host: target.name.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        match refused_to_sign {
+            Some(message) => Err(agent_error(message)),
+            None => Ok(false),
+        }
     }
 
     async fn within<T>(

@@ -167,9 +167,10 @@ async fn healthz_follows_the_database_down_and_back_up() {
     let settings = Settings::from_sources(None, &env).unwrap();
     let pool = startup::connect(&settings).await.unwrap();
     startup::migrate(&pool).await.unwrap();
-    let executor =
-        server::exec::executor::SiteExecutor::new(Vec::new(), std::env::temp_dir()).unwrap();
-    let app = Application::build(&settings, pool, Vec::new(), std::sync::Arc::new(executor))
+    let executor = std::sync::Arc::new(
+        server::exec::executor::SiteExecutor::new(Vec::new(), std::env::temp_dir()).unwrap(),
+    );
+    let app = Application::build(&settings, pool, Vec::new(), executor.clone(), executor)
         .await
         .unwrap();
     let url = format!("http://127.0.0.1:{}/healthz", app.port());

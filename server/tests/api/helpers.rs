@@ -3,7 +3,6 @@
 
 use app::model::Role;
 use app::ssr::audit::Actor;
-use app::ssr::engine::executor::Executor;
 use app::ssr::users;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
@@ -61,13 +60,22 @@ pub async fn spawn_app_with(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(
     pool: PgPool,
     extra: &[(&str, &str)],
-    executor: Arc<dyn Executor>,
+    executor: Arc<SiteExecutor>,
 ) -> TestApp {
     let settings = test_settings(extra);
     server::startup::migrate(&pool).await.expect("migrations");
-    let app = Application::build(&settings, pool.clone(), shipped_runbooks(), executor)
+    app::ssr::sites::apply_stored_keys(&pool, executor.as_ref())
         .await
-        .expect("application builds");
+        .expect("stored host keys apply");
+    let app = Application::build(
+        &settings,
+        pool.clone(),
+        shipped_runbooks(),
+        executor.clone(),
+        executor,
+    )
+    .await
+    .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {

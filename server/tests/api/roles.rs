@@ -109,6 +109,26 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[("run", "1"), ("reason", "drill over")],
     ),
+    ("/api/sites/overview", Admits::Roles(&[Role::Admin]), &[]),
+    (
+        "/api/sites/import_known_hosts",
+        Admits::Roles(&[Role::Admin]),
+        &[("site", "nowhere"), ("known_hosts", "x")],
+    ),
+    (
+        "/api/sites/confirm_key",
+        Admits::Roles(&[Role::Admin]),
+        &[
+            ("site", "nowhere"),
+            ("host", "cluman"),
+            ("fingerprint", "SHA256:x"),
+        ],
+    ),
+    (
+        "/api/sites/lab_fault",
+        Admits::Roles(&[Role::Admin]),
+        &[("fault", "host-down:qns01"), ("on", "true")],
+    ),
 ];
 
 #[test]

@@ -2,7 +2,9 @@
 //! the test on 127.0.0.1, each with its own host key.
 
 use server::exec::known_hosts::KnownHosts;
-use server::exec::ssh::{load_key, Connector, Ending, Endpoint, OutputStream, SshError};
+use server::exec::ssh::{
+    load_key, Connector, Credentials, Ending, Endpoint, OutputStream, SshError,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -159,6 +161,71 @@ impl Lab {
     }
 }
 
+/// A throwaway OpenSSH ssh-agent on a socket of its own (SSH_AUTH_SOCK is never
+/// set for the test process: tests run in parallel); stopped when dropped.
+struct Agent {
+    dir: PathBuf,
+    socket: PathBuf,
+    child: Child,
+}
+
+impl Agent {
+    fn start(name: &str) -> Self {
+        let dir = temp_dir(&format!("{name}-agent"));
+        let socket = dir.join("agent.sock");
+        let child = Command::new("/usr/bin/ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("/usr/bin/ssh-agent (openssh-client) is installed");
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Agent { dir, socket, child }
+    }
+
+    /// Adds a key file, as `ssh-add` does.
+    fn add(&self, key: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .output()
+            .expect("ssh-add (openssh-client) is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn connector(&self, known: &str) -> Connector {
+        agent_connector(Some(self.socket.clone()), known)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn agent_connector(socket: Option<PathBuf>, known: &str) -> Connector {
+    Connector::with_credentials(
+        Credentials::Agent { socket },
+        KnownHosts::parse(known).unwrap(),
+    )
+}
+
 async fn collect(
     conn: &server::exec::ssh::Connection,
     command: &str,
@@ -224,7 +291,7 @@ async fn an_unknown_or_changed_host_key_stops_before_any_command() {
         .err()
         .unwrap();
     assert!(
-        matches!(err, SshError::UnknownHostKey { ref host, ref fingerprint } if host == "cluman" && fingerprint.starts_with("SHA256:")),
+        matches!(err, SshError::UnknownHostKey { ref host, ref fingerprint, .. } if host == "cluman" && fingerprint.starts_with("SHA256:")),
         "{err}"
     );
     assert!(err.to_string().contains("no command was sent"));
@@ -428,4 +495,129 @@ async fn a_site_session_opens_one_connection_per_host_through_the_jump_host() {
         err.to_string().contains("site lab has no host \"qns01\""),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_agents_identities_log_in_directly_and_through_the_jump_host() {
+    let lab = Lab::new("agent");
+    let stranger = Lab::new("agent-stranger");
+    let cluman = Sshd::start("agent-cluman", &lab.public());
+    let internal = Sshd::start("agent-internal", &lab.public());
+    let agent = Agent::start("agent");
+    // The agent offers a key the servers refuse as well: each identity is tried.
+    agent.add(&stranger.key);
+    agent.add(&lab.key);
+    let known = format!(
+        "{}{}",
+        cluman.known_as("cluman"),
+        internal.known_as("pcrfclient01")
+    );
+    let connector = agent.connector(&known);
+    let jump = connector.connect(&cluman.endpoint("cluman")).await.unwrap();
+    let (outcome, out, _) = collect(&jump, "echo from the agent", Duration::from_secs(10)).await;
+    assert_eq!(
+        (outcome.exit_status, out.as_str()),
+        (Some(0), "from the agent\n")
+    );
+    let conn = connector
+        .connect_via(&jump, &internal.endpoint("pcrfclient01"))
+        .await
+        .unwrap();
+    let (_, out, _) = collect(&conn, "echo internal", Duration::from_secs(10)).await;
+    assert_eq!(out, "internal\n");
+    conn.close().await;
+    jump.close().await;
+
+    // The same from a sites file: `agent = true` with its socket.
+    use server::exec::site::{parse, SiteSession};
+    use std::sync::Arc;
+    let dir = temp_dir("agent-config");
+    std::fs::write(dir.join("known_hosts"), &known).unwrap();
+    let text = format!(
+        "[[sites]]\nname = \"lab\"\nuser = \"{user}\"\nagent = true\nagent_socket = \"{socket}\"\n\
+         known_hosts = \"known_hosts\"\njump_host = \"cluman\"\n\n\
+         [[sites.hosts]]\nname = \"cluman\"\naddress = \"127.0.0.1\"\nport = {p1}\n\n\
+         [[sites.hosts]]\nname = \"pcrfclient01\"\naddress = \"127.0.0.1\"\nport = {p2}\n",
+        user = current_user(),
+        socket = agent.socket.display(),
+        p1 = cluman.port,
+        p2 = internal.port,
+    );
+    let site = Arc::new(parse("sites.toml", &text, &dir).unwrap().remove(0));
+    let session = SiteSession::new(site.clone(), site.connector().unwrap());
+    let conn = session.connection("pcrfclient01").await.unwrap();
+    let (_, out, _) = collect(&conn, "echo site", Duration::from_secs(10)).await;
+    assert_eq!(out, "site\n");
+}
+
+#[tokio::test]
+async fn a_missing_or_empty_agent_is_a_clear_error() {
+    let lab = Lab::new("noagent");
+    let sshd = Sshd::start("noagent", &lab.public());
+    let known = sshd.known_as("cluman");
+    let target = sshd.endpoint("cluman");
+    let message = |err: SshError| match err {
+        SshError::Agent {
+            ref host,
+            ref message,
+        } if host == "cluman" => message.clone(),
+        other => panic!("not an agent error: {other}"),
+    };
+
+    // No agent listens at the socket.
+    let dir = temp_dir("noagent-socket");
+    let nowhere = dir.join("agent.sock");
+    let err = agent_connector(Some(nowhere.clone()), &known)
+        .for_site("fra1")
+        .connect(&target)
+        .await
+        .err()
+        .unwrap();
+    let text = message(err);
+    assert!(
+        text.starts_with(&format!(
+            "site fra1 uses the ssh-agent, but the agent at {} cannot be reached",
+            nowhere.display()
+        )),
+        "{text}"
+    );
+
+    // An agent without identities.
+    let agent = Agent::start("noagent-empty");
+    let err = agent
+        .connector(&known)
+        .connect(&target)
+        .await
+        .err()
+        .unwrap();
+    let text = message(err);
+    assert!(text.contains("holds no identities"), "{text}");
+
+    // An agent whose only identity the server does not accept.
+    let stranger = Lab::new("noagent-stranger");
+    agent.add(&stranger.key);
+    let err = agent
+        .connector(&known)
+        .connect(&target)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SshError::AuthenticationFailed { .. }),
+        "{err}"
+    );
+
+    // SSH_AUTH_SOCK is read, never set, here: this part runs only where it is unset.
+    if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        let err = agent_connector(None, &known)
+            .for_site("fra1")
+            .connect(&target)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "cluman: site fra1 uses the ssh-agent, but SSH_AUTH_SOCK is not set"
+        );
+    }
 }

@@ -31,7 +31,9 @@ async fn portal_with_lab(pool: PgPool) -> LabPortal {
     lab.write_out(&lab_dir).unwrap();
     lab.seed_backup_store(&store, "lab", "2026-11-26").unwrap();
     let sites = site::parse("lab", &lab.sites_toml("lab"), &lab_dir).unwrap();
-    let executor = SiteExecutor::new(sites, store.clone()).unwrap();
+    let executor = SiteExecutor::new(sites, store.clone())
+        .unwrap()
+        .with_lab(lab.faults());
     let app = spawn_app_on(pool, &[], Arc::new(executor)).await;
     LabPortal {
         app,
@@ -392,5 +394,135 @@ async fn a_hanging_command_can_be_stopped_and_a_down_host_is_explained(pool: PgP
         settled(&b, run, 0).await.steps[0].state,
         StepState::Succeeded
     );
+    p.lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_changed_host_key_stops_the_step_until_an_admin_trusts_it(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let b = p.app.signed_in("olga", Role::Operator).await;
+    let admin = p.app.signed_in("ada", Role::Admin).await;
+    p.lab.faults().set(
+        lab::Fault::HostKeyChanged {
+            host: "cluman".into(),
+        },
+        true,
+    );
+    let run = start(&b, "verify-recovery", &[]).await;
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    let v = settled(&b, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Failed);
+    let outcome = v.steps[0].attempts[0].outcome.clone().unwrap();
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("CHANGED") && error.contains("no command was sent"),
+        "{error}"
+    );
+    assert!(!output(&v, 0).contains("Diagnostics"), "{}", output(&v, 0));
+
+    // The admin sees the refused key, compares it and trusts it.
+    assert_eq!(
+        b.call("/api/sites/overview", &[]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = admin.call("/api/sites/overview", &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let overview: app::model::site::SitesOverview = r.json().await.unwrap();
+    let lab_site = overview.sites.iter().find(|s| s.name == "lab").unwrap();
+    let refused = lab_site
+        .unconfirmed
+        .iter()
+        .find(|k| k.host == "cluman")
+        .expect("the refused key is listed");
+    assert_eq!(refused.verdict, "changed");
+    assert!(overview
+        .lab_faults
+        .unwrap()
+        .iter()
+        .any(|f| f.name == "host-key-changed:cluman" && f.on));
+    let r = admin
+        .call(
+            "/api/sites/confirm_key",
+            &[
+                ("site", "lab"),
+                ("host", "cluman"),
+                ("fingerprint", &refused.fingerprint),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        settled(&b, run, 0).await.steps[0].state,
+        StepState::Succeeded
+    );
+    let actions: Vec<String> = p
+        .app
+        .audit_actions()
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        actions.contains(&"site.host_key_confirmed".to_string()),
+        "{actions:?}"
+    );
+
+    // A confirmed key survives a restart of the portal (it is stored).
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM site_host_keys WHERE site = 'lab' AND source = 'confirmed'",
+    )
+    .fetch_one(&p.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+
+    // An import names the line it cannot read.
+    let r = admin
+        .call(
+            "/api/sites/import_known_hosts",
+            &[("site", "lab"), ("known_hosts", "# ours\nnot a key line")],
+        )
+        .await;
+    let (status, body) = error_text(r).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("line 2"), "{body}");
+    let line = std::fs::read_to_string(p.lab.dir().join("known_hosts")).unwrap();
+    let first = line.lines().find(|l| !l.starts_with('#')).unwrap();
+    let r = admin
+        .call(
+            "/api/sites/import_known_hosts",
+            &[("site", "lab"), ("known_hosts", first)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<usize>().await.unwrap(), 1);
+
+    // Lab faults from the admin page, with a clear refusal of unknown ones.
+    let r = admin
+        .call(
+            "/api/sites/lab_fault",
+            &[("fault", "host-down:qns01"), ("on", "true")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(p.lab.faults().is_on(&lab::Fault::HostDown {
+        host: "qns01".into()
+    }));
+    let r = admin
+        .call(
+            "/api/sites/lab_fault",
+            &[("fault", "meteor-strike"), ("on", "true")],
+        )
+        .await;
+    let (status, body) = error_text(r).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("replica-set-unhealthy"), "{body}");
     p.lab.shutdown().await;
 }

@@ -515,14 +515,22 @@ impl Engine {
             let values = view::lookup(&record.parameters, &record.captures);
             match step.and_then(|s| s.when.as_ref()) {
                 Some(when) if row.state == StepState::Pending && !when.holds(&values) => {
-                    self.transition(
-                        run_id,
-                        c as i32,
-                        StepEvent::ConditionFalse,
-                        &Actor::System,
-                        TransitionInput::default(),
-                    )
-                    .await?;
+                    let skipped = self
+                        .transition(
+                            run_id,
+                            c as i32,
+                            StepEvent::ConditionFalse,
+                            &Actor::System,
+                            TransitionInput::default(),
+                        )
+                        .await;
+                    match skipped {
+                        // Someone else moved the step meanwhile: look again.
+                        Err(ServiceError::Client(AppError::Conflict(_))) => {}
+                        other => {
+                            other?;
+                        }
+                    }
                 }
                 _ => return Ok(()),
             }

@@ -1,0 +1,156 @@
+//! `/sites` (admins): each site's hosts and trusted host keys, keys the portal was
+//! shown and refused (to confirm after comparing the fingerprint with the site),
+//! an import of OpenSSH known_hosts lines, and the lab's faults.
+
+use crate::api::sites::{get_sites, ConfirmHostKey, ImportKnownHosts, SetLabFault};
+use crate::components::guard::Guarded;
+use crate::components::notice::{ActionResult, ErrorBox};
+use crate::model::site::{FaultView, SiteDetail};
+use crate::model::user::Me;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[derive(Clone, Copy)]
+struct Actions {
+    import: ServerAction<ImportKnownHosts>,
+    confirm: ServerAction<ConfirmHostKey>,
+    fault: ServerAction<SetLabFault>,
+}
+
+fn site_card(s: SiteDetail, a: Actions) -> impl IntoView {
+    let name = s.name.clone();
+    let site_name = s.name.clone();
+    let textarea_id = format!("kh-{}", s.name);
+    view! {
+        <section class="card" data-site=s.name.clone()>
+            <h2>{format!("Site {}", s.name)}</h2>
+            <p class="muted">{s.description.clone()}" · jump host " <code>{s.jump_host.clone()}</code></p>
+            <table class="data">
+                <thead><tr><th>"Host"</th><th>"Address"</th><th>"User"</th><th>"Route"</th></tr></thead>
+                <tbody>{s.hosts.into_iter().map(|h| view! {
+                    <tr><td data-label="Host"><code>{h.name}</code></td><td data-label="Address">{format!("{}:{}", h.address, h.port)}</td>
+                    <td data-label="User">{h.user}</td><td data-label="Route">{if h.via_jump { "through the jump host" } else { "direct" }}</td></tr>
+                }).collect_view()}</tbody>
+            </table>
+            <h3>"Host keys presented but not trusted"</h3>
+            {if s.unconfirmed.is_empty() {
+                view! { <p class="muted">"None."</p> }.into_any()
+            } else {
+                view! {
+                    <p>"Compare each fingerprint with the one the site's team reads on the VM (" <code>"ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"</code> ") before confirming it."</p>
+                    <table class="data unconfirmed">
+                        <thead><tr><th>"Host"</th><th>"Fingerprint"</th><th>"Seen"</th><th></th></tr></thead>
+                        <tbody>{s.unconfirmed.into_iter().map(|k| {
+                            let name = name.clone();
+                            let changed = k.verdict == "changed";
+                            view! {
+                                <tr class=if changed { "changed" } else { "" }>
+                                    <td data-label="Host"><code>{k.host.clone()}</code>{changed.then(|| view! { <strong class="danger-text">" CHANGED"</strong> })}</td>
+                                    <td data-label="Fingerprint"><code>{k.fingerprint.clone()}</code></td>
+                                    <td data-label="Seen">{k.seen_at.replace('T', " ").replace('Z', " UTC")}</td>
+                                    <td>
+                                        <ActionForm action=a.confirm attr:class="inline">
+                                            <input type="hidden" name="site" value=name.clone()/>
+                                            <input type="hidden" name="host" value=k.host.clone()/>
+                                            <input type="hidden" name="fingerprint" value=k.fingerprint.clone()/>
+                                            <button type="submit" class=if changed { "danger" } else { "secondary" }>"Trust this key"</button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}</tbody>
+                    </table>
+                }.into_any()
+            }}
+            <h3>"Trusted host keys"</h3>
+            <table class="data trusted">
+                <thead><tr><th>"Hosts"</th><th>"Fingerprint"</th><th>"From"</th></tr></thead>
+                <tbody>{s.trusted.into_iter().map(|k| view! {
+                    <tr><td data-label="Hosts"><code>{k.hosts}</code></td><td data-label="Fingerprint"><code>{k.fingerprint}</code></td><td data-label="From">{k.source}</td></tr>
+                }).collect_view()}</tbody>
+            </table>
+            <ActionForm action=a.import attr:class="stack">
+                <input type="hidden" name="site" value=site_name/>
+                <label for=textarea_id.clone()>"Import known_hosts lines"</label>
+                <textarea id=textarea_id name="known_hosts" rows="4" required
+                    placeholder="[10.10.1.5]:22 ssh-ed25519 AAAAC3Nza…"></textarea>
+                <button type="submit" class="secondary">"Trust these keys"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+fn fault_row(f: FaultView, a: Actions) -> impl IntoView {
+    let fault_name = f.name.clone();
+    view! {
+        <tr data-fault=f.name.clone()>
+            <td data-label="Fault"><code>{f.name.clone()}</code></td>
+            <td data-label="Effect">{f.description}</td>
+            <td data-label="State"><span class=if f.on { "status-off" } else { "status-on" }>{if f.on { "on" } else { "off" }}</span></td>
+            <td>
+                <ActionForm action=a.fault attr:class="inline">
+                    <input type="hidden" name="fault" value=fault_name/>
+                    <input type="hidden" name="on" value=(!f.on).to_string()/>
+                    <button type="submit" class=if f.on { "secondary" } else { "danger" }>{if f.on { "Switch off" } else { "Switch on" }}</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+/// `/sites`
+#[component]
+pub fn SitesPage() -> impl IntoView {
+    let actions = Actions {
+        import: ServerAction::new(),
+        confirm: ServerAction::new(),
+        fault: ServerAction::new(),
+    };
+    let overview = Resource::new(
+        move || {
+            (
+                actions.import.version().get(),
+                actions.confirm.version().get(),
+                actions.fault.version().get(),
+            )
+        },
+        |_| get_sites(),
+    );
+    view! {
+        <Guarded view=move |_me: Me| view! {
+            <Title text="Sites · Recovery Portal"/>
+            <section class="card">
+                <h1>"Sites"</h1>
+                <p class="muted">"Sites come from the sites file (see README) and, with " <code>"serve --lab"</code> ", the built-in lab. A step whose host presents a key that is not trusted stops before any command is sent; its key appears here."</p>
+                <ActionResult value=actions.import.value() success="The host keys are trusted."/>
+                <ActionResult value=actions.confirm.value() success="The host key is trusted."/>
+                <ActionResult value=actions.fault.value()/>
+            </section>
+            <Transition fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Err(error) => view! { <ErrorBox error/> }.into_any(),
+                        Ok(o) => view! {
+                            {o.lab_faults.map(|faults| view! {
+                                <section class="card lab-faults">
+                                    <h2>"Lab faults"</h2>
+                                    <p class="muted">"Rehearse what goes wrong: each fault changes what the lab's VMs answer until it is switched off."</p>
+                                    <table class="data">
+                                        <thead><tr><th>"Fault"</th><th>"Effect"</th><th>"State"</th><th></th></tr></thead>
+                                        <tbody>{faults.into_iter().map(|f| fault_row(f, actions)).collect_view()}</tbody>
+                                    </table>
+                                </section>
+                            })}
+                            {if o.sites.is_empty() {
+                                view! { <section class="card"><p class="notice warn">"No site is configured."</p></section> }.into_any()
+                            } else {
+                                o.sites.into_iter().map(|s| site_card(s, actions)).collect_view().into_any()
+                            }}
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }.into_any()/>
+    }
+}

@@ -1,0 +1,185 @@
+//! The executor as the admin page sees it: sites, trusted and refused host keys,
+//! trusting more keys, and the lab's faults.
+
+use super::executor::{SiteEntry, SiteExecutor};
+use super::known_hosts::KnownHosts;
+use app::model::site::{FaultView, HostView, SightingView, SiteDetail, TrustedKeyView};
+use app::ssr::sites::{CheckedLine, SiteDirectory};
+use lab::Fault;
+
+/// The faults the page always lists; any other active one is listed too.
+const LISTED_FAULTS: [&str; 6] = [
+    "replica-set-unhealthy",
+    "svn-not-synced",
+    "command-hangs:diagnostics.sh",
+    "host-down:qns01",
+    "host-down:cluman",
+    "host-key-changed:pcrfclient01",
+];
+
+fn fault_description(f: &Fault) -> String {
+    match f {
+        Fault::ReplicaSetUnhealthy => "a sessionmgr member is RECOVERING: diagnostics fail".into(),
+        Fault::SvnNotSynced => "the SVN repositories of pcrfclient01 and 02 are out of sync".into(),
+        Fault::HostKeyChanged { host } => format!("{host} presents another host key"),
+        Fault::CommandHangs { pattern } => {
+            format!("commands containing {pattern:?} print a line, then hang")
+        }
+        Fault::HostDown { host } => format!("{host} refuses connections"),
+    }
+}
+
+/// The keys an entry trusts: its file's and those added in the portal.
+fn trusted_keys(entry: &SiteEntry) -> KnownHosts {
+    let mut known = entry.file_keys.clone();
+    for (line, _) in &entry.added {
+        if let Ok(k) = KnownHosts::parse(line) {
+            known.extend(k);
+        }
+    }
+    known
+}
+
+impl SiteDirectory for SiteExecutor {
+    fn sites(&self) -> Vec<SiteDetail> {
+        let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        sites
+            .values()
+            .map(|e| {
+                let mut trusted: Vec<TrustedKeyView> = e
+                    .file_keys
+                    .describe()
+                    .into_iter()
+                    .map(|(hosts, fingerprint)| TrustedKeyView {
+                        hosts,
+                        fingerprint,
+                        source: "file".into(),
+                    })
+                    .collect();
+                for (line, source) in &e.added {
+                    if let Ok(k) = KnownHosts::parse(line) {
+                        trusted.extend(k.describe().into_iter().map(|(hosts, fingerprint)| {
+                            TrustedKeyView {
+                                hosts,
+                                fingerprint,
+                                source: source.clone(),
+                            }
+                        }));
+                    }
+                }
+                SiteDetail {
+                    name: e.site.name.clone(),
+                    description: e.site.description.clone(),
+                    jump_host: e.site.jump_host.clone(),
+                    hosts: e
+                        .site
+                        .hosts
+                        .iter()
+                        .map(|h| HostView {
+                            name: h.endpoint.name.clone(),
+                            address: h.endpoint.address.clone(),
+                            port: h.endpoint.port,
+                            user: h.endpoint.user.clone(),
+                            via_jump: h.via_jump,
+                        })
+                        .collect(),
+                    trusted,
+                    unconfirmed: e
+                        .refused
+                        .iter()
+                        .rev()
+                        .map(|r| SightingView {
+                            host: r.host.clone(),
+                            fingerprint: r.fingerprint.clone(),
+                            verdict: r.verdict.into(),
+                            seen_at: r.seen_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn check_known_hosts(&self, text: &str) -> Result<Vec<CheckedLine>, String> {
+        KnownHosts::entry_lines(text)
+            .map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|(line, fingerprint)| CheckedLine { line, fingerprint })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn trust(&self, site: &str, lines: &[(String, String)]) -> Result<(), String> {
+        {
+            let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = sites
+                .get_mut(site)
+                .ok_or_else(|| format!("site {site:?} is not configured"))?;
+            for (line, source) in lines {
+                KnownHosts::parse(line).map_err(|e| e.to_string())?;
+                if !entry.added.iter().any(|(l, _)| l == line) {
+                    entry.added.push((line.clone(), source.clone()));
+                }
+            }
+            let known = trusted_keys(entry);
+            let now_trusted: Vec<String> = known.describe().into_iter().map(|(_, f)| f).collect();
+            entry
+                .refused
+                .retain(|r| !now_trusted.contains(&r.fingerprint));
+            entry.connector = entry.connector.trusting(known);
+        }
+        // Runs reconnect with the new trust on their next step.
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, s| s.site_name() != site);
+        Ok(())
+    }
+
+    fn refused_key(&self, site: &str, host: &str, fingerprint: &str) -> Option<String> {
+        let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        sites.get(site).and_then(|e| {
+            e.refused
+                .iter()
+                .find(|r| r.host == host && r.fingerprint == fingerprint)
+                .map(|r| r.line.clone())
+        })
+    }
+
+    fn lab_faults(&self) -> Option<Vec<FaultView>> {
+        let faults = self.lab.as_ref()?;
+        let active = faults.active();
+        let mut listed: Vec<Fault> = LISTED_FAULTS
+            .iter()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        for f in &active {
+            if !listed.contains(f) {
+                listed.push(f.clone());
+            }
+        }
+        Some(
+            listed
+                .into_iter()
+                .map(|f| FaultView {
+                    name: f.to_string(),
+                    description: fault_description(&f),
+                    on: active.contains(&f),
+                })
+                .collect(),
+        )
+    }
+
+    fn set_lab_fault(&self, fault: &str, on: bool) -> Result<(), String> {
+        let faults = self
+            .lab
+            .as_ref()
+            .ok_or_else(|| "the portal does not serve the lab".to_string())?;
+        let fault: Fault = fault
+            .trim()
+            .parse()
+            .map_err(|e: lab::faults::ParseFaultError| e.to_string())?;
+        faults.set(fault, on);
+        Ok(())
+    }
+}
