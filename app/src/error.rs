@@ -29,8 +29,9 @@ pub enum AppError {
     /// A field of a form or argument was not acceptable.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    /// Several fields of a form were not acceptable: (field, message) each.
-    #[error("Please correct: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    /// Several fields of a form were not acceptable: (the field's form name, a
+    /// message that names the field) each.
+    #[error("Please correct: {}", .0.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "))]
     Fields(Vec<(String, String)>),
     /// The thing asked for does not exist.
     #[error("{0}")]

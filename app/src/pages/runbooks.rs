@@ -6,7 +6,7 @@ use crate::components::notice::ErrorBox;
 use crate::error::AppError;
 use crate::model::runbook::{ParameterView, RunbookDetail, RunbookSummary, StepView};
 use crate::model::user::Me;
-use crate::pages::start_run::StartRunForm;
+use crate::pages::start_run::{StartRunForm, StartRunState};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -108,7 +108,7 @@ fn step_item(index: usize, s: StepView) -> impl IntoView {
     }
 }
 
-fn detail(rb: Resource<Result<RunbookDetail, AppError>>) -> AnyView {
+fn detail(rb: Resource<Result<RunbookDetail, AppError>>, start: StartRunState) -> AnyView {
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading the runbook…"</p> }>
             {move || Suspend::new(async move {
@@ -127,7 +127,7 @@ fn detail(rb: Resource<Result<RunbookDetail, AppError>>) -> AnyView {
                             </p>
                             <p class="hash">"File " <code>{rb.source_path.clone()}</code> " · SHA-256 " <code>{rb.sha256.clone()}</code></p>
                         </section>
-                        <StartRunForm rb=rb.clone()/>
+                        <StartRunForm rb=rb.clone() state=start/>
                         <section class="card">
                             <h2>"Parameters"</h2>
                             {if rb.parameters.is_empty() {
@@ -162,5 +162,6 @@ pub fn RunbookPage() -> impl IntoView {
         move || params.read().get("id").unwrap_or_default(),
         show_runbook,
     );
-    view! { <Guarded view=move |_me: Me| detail(rb)/> }
+    let start = StartRunState::new();
+    view! { <Guarded view=move |_me: Me| detail(rb, start)/> }
 }

@@ -332,7 +332,6 @@ fn run_body(
                     <button type="submit" class="danger">"Cancel the run"</button>
                 </ActionForm>
             })}
-            <ActionResult value=cancel.value()/>
         </section>
         <div class="run-layout">
             <nav class="progress card" aria-label="Steps">
@@ -345,7 +344,6 @@ fn run_body(
                 </ol>
             </nav>
             <section class="steps-panel">
-                <ActionResult value=command.value()/>
                 <ol class="run-steps">
                     {v.steps.into_iter().map(|s| {
                         let is_current = Some(s.position as usize) == current;
@@ -431,6 +429,9 @@ pub fn RunPage() -> impl IntoView {
     let paused = RwSignal::new(false);
     let command = ServerAction::<CommandStep>::new();
     let cancel = ServerAction::<CancelRun>::new();
+    // Made here, outside the suspended view, so re-rendering it never disposes them.
+    let command_result = command.value();
+    let cancel_result = cancel.value();
     let run = Resource::new(
         move || (run_id(), reload.get()),
         |(id, _)| async move {
@@ -456,6 +457,8 @@ pub fn RunPage() -> impl IntoView {
             let can_operate = me.role.permits(Permission::RunRecoveries);
             view! {
                 {move || paused.get().then(|| view! { <p class="notice warn live-paused" role="status">"Live updates are paused: the connection to the portal broke. Reconnecting…"</p> })}
+                <ActionResult value=command_result/>
+                <ActionResult value=cancel_result/>
                 <Transition fallback=|| view! { <p class="loading">"Loading the run…"</p> }>
                     {move || Suspend::new(async move {
                         match run.await {

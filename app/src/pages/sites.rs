@@ -107,6 +107,9 @@ pub fn SitesPage() -> impl IntoView {
         confirm: ServerAction::new(),
         fault: ServerAction::new(),
     };
+    let import_result = actions.import.value();
+    let confirm_result = actions.confirm.value();
+    let fault_result = actions.fault.value();
     let overview = Resource::new(
         move || {
             (
@@ -123,9 +126,9 @@ pub fn SitesPage() -> impl IntoView {
             <section class="card">
                 <h1>"Sites"</h1>
                 <p class="muted">"Sites come from the sites file (see README) and, with " <code>"serve --lab"</code> ", the built-in lab. A step whose host presents a key that is not trusted stops before any command is sent; its key appears here."</p>
-                <ActionResult value=actions.import.value() success="The host keys are trusted."/>
-                <ActionResult value=actions.confirm.value() success="The host key is trusted."/>
-                <ActionResult value=actions.fault.value()/>
+                <ActionResult value=import_result success="The host keys are trusted."/>
+                <ActionResult value=confirm_result success="The host key is trusted."/>
+                <ActionResult value=fault_result/>
             </section>
             <Transition fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
                 {move || Suspend::new(async move {

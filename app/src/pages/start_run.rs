@@ -4,6 +4,7 @@
 
 use crate::api::runs::{list_sites, StartRun};
 use crate::error::AppError;
+use crate::model::run_view::SiteView;
 use crate::model::runbook::{ParameterView, RunbookDetail};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -61,7 +62,7 @@ fn parameter_input(
         (None, "site") => first_site.unwrap_or_default(),
         _ => String::new(),
     };
-    let field = p.name.clone();
+    let field = name.clone();
     let message = move || field_error(error.get(), &field);
     let input = if !options.is_empty() {
         let selected = default.clone();
@@ -101,21 +102,42 @@ fn parameter_input(
     }
 }
 
+/// What the start form needs that must exist before the page suspends (resources
+/// created inside a suspended view break hydration): the sites and the action.
+#[derive(Clone, Copy)]
+pub struct StartRunState {
+    pub start: ServerAction<StartRun>,
+    pub sites: Resource<Result<Vec<SiteView>, AppError>>,
+    /// The server's refusal of the last submission.
+    pub error: Signal<Option<AppError>>,
+}
+
+impl StartRunState {
+    /// Creates them; call at the top of the page component.
+    pub fn new() -> Self {
+        let start = ServerAction::<StartRun>::new();
+        let value = start.value();
+        let navigate = use_navigate();
+        Effect::new(move |_| {
+            if let Some(Ok(id)) = value.get() {
+                navigate(&format!("/runs/{id}"), Default::default());
+            }
+        });
+        Self {
+            start,
+            sites: Resource::new(|| (), |_| list_sites()),
+            error: Signal::derive(move || match value.get() {
+                Some(Err(e)) => Some(e),
+                _ => None,
+            }),
+        }
+    }
+}
+
 /// The start form for `rb`.
 #[component]
-pub fn StartRunForm(rb: RunbookDetail) -> impl IntoView {
-    let start = ServerAction::<StartRun>::new();
-    let sites = Resource::new(|| (), |_| list_sites());
-    let error = Signal::derive(move || match start.value().get() {
-        Some(Err(e)) => Some(e),
-        _ => None,
-    });
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(id)) = start.value().get() {
-            navigate(&format!("/runs/{id}"), Default::default());
-        }
-    });
+pub fn StartRunForm(rb: RunbookDetail, state: StartRunState) -> impl IntoView {
+    let StartRunState { start, sites, error } = state;
     let runbook_id = rb.summary.id.clone();
     let parameters = rb.parameters.clone();
     view! {

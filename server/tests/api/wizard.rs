@@ -222,7 +222,11 @@ async fn cron_restore_copies_over_sftp_and_stops_at_the_destructive_step(pool: P
         .iter()
         .map(|f| f[0].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(fields, ["site", "site", "backup_date", "target"], "{body}");
+    assert_eq!(
+        fields,
+        ["site", "params[site]", "params[backup_date]", "params[target]"],
+        "{body}"
+    );
 
     let run = start(
         &b,

@@ -140,13 +140,18 @@ impl Engine {
             })?;
         let mut problems: Vec<(String, String)> = Vec::new();
         if !self.sites().iter().any(|s| s.name == site) {
-            problems.push(("site".into(), format!("{site:?} is not a configured site")));
+            problems.push((
+                "site".into(),
+                format!("Site: {site:?} is not a configured site"),
+            ));
         }
         let values =
             match runbook::params::resolve(&runbook, input, chrono::Local::now().date_naive()) {
                 Ok(v) => Some(v),
                 Err(errors) => {
-                    problems.extend(errors.into_iter().map(|e| (e.parameter, e.message)));
+                    problems.extend(errors.into_iter().map(|e| {
+                        (format!("params[{}]", e.parameter), e.to_string())
+                    }));
                     None
                 }
             };
