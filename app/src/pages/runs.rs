@@ -316,10 +316,12 @@ fn run_body(
                 <span>{format!("started by {} at {}", v.summary.started_by, when(&v.summary.started_at))}</span>
             </p>
             <p class="hash">"Runbook SHA-256 " <code>{v.runbook_sha256.clone()}</code></p>
-            <table class="data params">
-                <thead><tr><th>"Parameter"</th><th>"Value"</th></tr></thead>
-                <tbody>{v.parameters.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody>
-            </table>
+            {(!v.parameters.is_empty()).then(|| view! {
+                <table class="data params">
+                    <thead><tr><th>"Parameter"</th><th>"Value"</th></tr></thead>
+                    <tbody>{v.parameters.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody>
+                </table>
+            })}
             {(!v.captures.is_empty()).then(|| view! {
                 <details><summary>{format!("{} captured values", v.captures.len())}</summary>
                     <table class="data captures"><tbody>{v.captures.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody></table>

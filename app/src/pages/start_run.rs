@@ -137,7 +137,11 @@ impl StartRunState {
 /// The start form for `rb`.
 #[component]
 pub fn StartRunForm(rb: RunbookDetail, state: StartRunState) -> impl IntoView {
-    let StartRunState { start, sites, error } = state;
+    let StartRunState {
+        start,
+        sites,
+        error,
+    } = state;
     let runbook_id = rb.summary.id.clone();
     let parameters = rb.parameters.clone();
     view! {

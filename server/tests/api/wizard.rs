@@ -224,7 +224,12 @@ async fn cron_restore_copies_over_sftp_and_stops_at_the_destructive_step(pool: P
         .collect();
     assert_eq!(
         fields,
-        ["site", "params[site]", "params[backup_date]", "params[target]"],
+        [
+            "site",
+            "params[site]",
+            "params[backup_date]",
+            "params[target]"
+        ],
         "{body}"
     );
 

@@ -149,9 +149,11 @@ impl Engine {
             match runbook::params::resolve(&runbook, input, chrono::Local::now().date_naive()) {
                 Ok(v) => Some(v),
                 Err(errors) => {
-                    problems.extend(errors.into_iter().map(|e| {
-                        (format!("params[{}]", e.parameter), e.to_string())
-                    }));
+                    problems.extend(
+                        errors
+                            .into_iter()
+                            .map(|e| (format!("params[{}]", e.parameter), e.to_string())),
+                    );
                     None
                 }
             };
