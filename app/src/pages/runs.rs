@@ -15,6 +15,7 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::HashMap;
 
 /// `2026-11-27T05:30:12Z` as `2026-11-27 05:30:12 UTC`.
 fn when(t: &str) -> String {
@@ -102,6 +103,30 @@ fn output_view(chunks: Vec<OutputChunk>) -> impl IntoView {
         .collect_view()
 }
 
+/// Text typed into the step forms, by form, kept outside the re-rendered run view
+/// so that a live update does not wipe a half-written reason.
+type Drafts = StoredValue<HashMap<String, String>>;
+
+/// A text input whose value survives re-rendering.
+fn draft_input(
+    drafts: Drafts,
+    key: String,
+    name: &'static str,
+    required: bool,
+    placeholder: &'static str,
+) -> impl IntoView {
+    let initial = drafts.with_value(|d| d.get(&key).cloned().unwrap_or_default());
+    view! {
+        <input name=name type="text" required=required placeholder=placeholder prop:value=initial
+            on:input=move |ev| {
+                let text = event_target_value(&ev);
+                drafts.update_value(|d| {
+                    d.insert(key.clone(), text);
+                });
+            }/>
+    }
+}
+
 /// Live chunks heard since the run was loaded, by attempt.
 #[derive(Clone, Debug, Default)]
 struct LiveOutput(Vec<(i64, OutputChunk)>);
@@ -162,6 +187,7 @@ fn step_buttons(
     s: &RunStepView,
     command: ServerAction<CommandStep>,
     can_operate: bool,
+    drafts: Drafts,
 ) -> AnyView {
     if !can_operate {
         return ().into_any();
@@ -185,7 +211,7 @@ fn step_buttons(
                     <ActionForm action=command attr:class="inline step-command">
                         {hidden("confirm")}
                         <label>"Observation" {required.then_some(" *")}
-                            <input name="text" type="text" required=required placeholder="What you saw"/></label>
+                            {draft_input(drafts, format!("{position}:confirm"), "text", required, "What you saw")}</label>
                         <button type="submit" data-command="confirm">"Confirm done"</button>
                     </ActionForm>
                 }.into_any());
@@ -219,7 +245,7 @@ fn step_buttons(
                 buttons.push(view! {
                     <ActionForm action=command attr:class="inline step-command">
                         {hidden(cmd)}
-                        <label>"Reason *" <input name="text" type="text" required placeholder="Why"/></label>
+                        <label>"Reason *" {draft_input(drafts, format!("{position}:{cmd}"), "text", true, "Why")}</label>
                         <button type="submit" class="secondary" data-command=cmd>{label}</button>
                     </ActionForm>
                 }.into_any());
@@ -248,6 +274,7 @@ fn step_card(
     live: RwSignal<LiveOutput>,
     command: ServerAction<CommandStep>,
     can_operate: bool,
+    drafts: Drafts,
 ) -> impl IntoView {
     let class = format!(
         "run-step state-{}{}{}",
@@ -256,7 +283,7 @@ fn step_card(
         if current { " current" } else { "" }
     );
     let last = s.attempts.len();
-    let buttons = step_buttons(run_id, &s, command, can_operate);
+    let buttons = step_buttons(run_id, &s, command, can_operate, drafts);
     let open_all = current
         || matches!(
             s.state,
@@ -300,6 +327,7 @@ fn run_body(
     command: ServerAction<CommandStep>,
     cancel: ServerAction<CancelRun>,
     can_operate: bool,
+    drafts: Drafts,
 ) -> AnyView {
     let run_id = v.summary.id;
     let current = v.current;
@@ -330,7 +358,7 @@ fn run_body(
             {(active && can_operate).then(|| view! {
                 <ActionForm action=cancel attr:class="inline cancel-run">
                     <input type="hidden" name="run" value=run_id.to_string()/>
-                    <label>"Reason " <input name="reason" type="text" required placeholder="Why the run is cancelled"/></label>
+                    <label>"Reason " {draft_input(drafts, "cancel".into(), "reason", true, "Why the run is cancelled")}</label>
                     <button type="submit" class="danger">"Cancel the run"</button>
                 </ActionForm>
             })}
@@ -349,7 +377,7 @@ fn run_body(
                 <ol class="run-steps">
                     {v.steps.into_iter().map(|s| {
                         let is_current = Some(s.position as usize) == current;
-                        step_card(run_id, s, is_current, live, command, can_operate)
+                        step_card(run_id, s, is_current, live, command, can_operate, drafts)
                     }).collect_view()}
                 </ol>
             </section>
@@ -429,6 +457,7 @@ pub fn RunPage() -> impl IntoView {
     let reload = RwSignal::new(0u32);
     let live = RwSignal::new(LiveOutput::default());
     let paused = RwSignal::new(false);
+    let drafts: Drafts = StoredValue::new(HashMap::new());
     let command = ServerAction::<CommandStep>::new();
     let cancel = ServerAction::<CancelRun>::new();
     // Made here, outside the suspended view, so re-rendering it never disposes them.
@@ -465,7 +494,7 @@ pub fn RunPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match run.await {
                             Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
-                            Ok(v) => run_body(v, live, command, cancel, can_operate),
+                            Ok(v) => run_body(v, live, command, cancel, can_operate, drafts),
                         }
                     })}
                 </Transition>

@@ -78,8 +78,12 @@ async fn fault_command(
     };
     let (status, body) = http(url, method, &path).await?;
     if (200..300).contains(&status) {
-        if !body.trim().is_empty() {
-            println!("{}", body.trim());
+        // The control API answers the active faults as a JSON list.
+        match serde_json::from_str::<Vec<String>>(body.trim()) {
+            Ok(active) if active.is_empty() => println!("No fault is on."),
+            Ok(active) => println!("Faults on: {}", active.join(", ")),
+            Err(_) if body.trim().is_empty() => {}
+            Err(_) => println!("{}", body.trim()),
         }
         Ok(ExitCode::SUCCESS)
     } else {
