@@ -535,3 +535,114 @@ async fn a_changed_host_key_stops_the_step_until_an_admin_trusts_it(pool: PgPool
     assert!(body.to_string().contains("replica-set-unhealthy"), "{body}");
     p.lab.shutdown().await;
 }
+
+/// What an operator would enter on the lab for a parameter nobody defaulted.
+fn lab_value(p: &runbook::model::Parameter, date: &str) -> Option<String> {
+    use runbook::model::ParamKind;
+    let chosen = match p.name.as_str() {
+        "site" => Some("lab".to_string()),
+        "date" | "backup_date" => Some(date.to_string()),
+        "backup_file" => Some(format!("/var/tmp/backup/lab_backup_all_{date}.tar.gz")),
+        "component" => Some(lab::state::topology::PATCH_COMPONENT.to_string()),
+        "vm_name" | "stack" => Some("pcrfclient01".to_string()),
+        _ => None,
+    };
+    match (&p.default, &p.kind) {
+        (Some(d), ParamKind::Date) if d == "today" => Some(date.to_string()),
+        (Some(d), _) => Some(d.clone()),
+        (None, _) => chosen.or_else(|| match &p.kind {
+            ParamKind::Enum(v) => v.first().cloned(),
+            ParamKind::Host => runbook::hosts::KNOWN_HOSTS
+                .iter()
+                .find(|h| p.pattern.as_ref().is_none_or(|pat| pat.regex().is_match(h)))
+                .map(|h| h.to_string()),
+            _ => None,
+        }),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_procedure_can_be_rehearsed_up_to_its_first_destructive_step(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    p.lab.seed_backup_store(&p.store, "lab", &date).unwrap();
+    let b = p.app.signed_in("olga", Role::Operator).await;
+    let mut problems: Vec<String> = Vec::new();
+    for rb in shipped_runbooks() {
+        let values: Vec<(String, String)> = rb
+            .parameters
+            .iter()
+            .filter_map(|param| lab_value(param, &date).map(|v| (param.name.clone(), v)))
+            .collect();
+        let values: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let run = start(&b, &rb.id, &values).await;
+        let mut reached = 0;
+        loop {
+            let v = show(&b, run).await;
+            let Some(current) = v.current else { break };
+            let s = &v.steps[current];
+            if s.destructive {
+                break;
+            }
+            let position = s.position;
+            let r = match s.kind.as_str() {
+                "openstack" => {
+                    command(
+                        &b,
+                        run,
+                        position,
+                        "skip",
+                        "rehearsal: done with the openstack CLI",
+                    )
+                    .await
+                }
+                "manual" => command(&b, run, position, "confirm", "rehearsed on the lab").await,
+                _ => command(&b, run, position, "run", "").await,
+            };
+            if r.status() != StatusCode::OK {
+                problems.push(format!(
+                    "{} step {}: {}",
+                    rb.id,
+                    s.id,
+                    r.text().await.unwrap()
+                ));
+                break;
+            }
+            let after = settled(&b, run, current).await;
+            let step = &after.steps[current];
+            if !matches!(step.state, StepState::Succeeded | StepState::Skipped) {
+                let outcome = step.attempts.last().and_then(|a| a.outcome.clone());
+                problems.push(format!(
+                    "{} step {} ended {:?}: {:?}\n{}",
+                    rb.id,
+                    step.id,
+                    step.state,
+                    outcome.map(|o| (
+                        o.error,
+                        o.expectations
+                            .into_iter()
+                            .filter(|e| !e.passed)
+                            .collect::<Vec<_>>()
+                    )),
+                    output(&after, current)
+                ));
+                break;
+            }
+            reached += 1;
+        }
+        eprintln!(
+            "{}: {reached} steps rehearsed before the first destructive one",
+            rb.id
+        );
+        assert!(
+            reached > 0 || rb.steps.first().is_some_and(|s| s.destructive),
+            "{}: no step ran",
+            rb.id
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    p.lab.shutdown().await;
+}
