@@ -55,6 +55,20 @@ pub async fn confirm_host_key(
     .await?)
 }
 
+/// Defines a site from a `[[sites]]` block (the sites file's format); answers its name.
+#[server(prefix = "/api", endpoint = "sites/define")]
+pub async fn define_site(definition: String) -> Result<String, AppError> {
+    let caller = require::<ManageSites>().await?;
+    let state = app_state()?;
+    Ok(sites::define_site(
+        &state.pool,
+        state.sites.as_ref(),
+        &Actor::User(caller.user().username.clone()),
+        &definition,
+    )
+    .await?)
+}
+
 /// Switches a fault of the lab (`on` = "true" or "false").
 #[server(prefix = "/api", endpoint = "sites/lab_fault")]
 pub async fn set_lab_fault(fault: String, on: bool) -> Result<(), AppError> {

@@ -53,13 +53,15 @@ pub enum AuditAction {
     HostKeyConfirmed,
     /// A fault of the lab was switched on or off.
     LabFaultChanged,
+    /// An admin defined a site in the portal.
+    SiteDefined,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
 }
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -78,6 +80,7 @@ impl AuditAction {
         AuditAction::HostKeysImported,
         AuditAction::HostKeyConfirmed,
         AuditAction::LabFaultChanged,
+        AuditAction::SiteDefined,
     ];
 
     /// The name stored in `audit_events.action`: `area.verb`.
@@ -101,6 +104,7 @@ impl AuditAction {
             AuditAction::HostKeysImported => "site.host_keys_imported",
             AuditAction::HostKeyConfirmed => "site.host_key_confirmed",
             AuditAction::LabFaultChanged => "lab.fault_changed",
+            AuditAction::SiteDefined => "site.defined",
             AuditAction::Step(event) => {
                 use crate::model::run::StepEvent as E;
                 match event {

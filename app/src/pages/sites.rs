@@ -2,7 +2,7 @@
 //! shown and refused (to confirm after comparing the fingerprint with the site),
 //! an import of OpenSSH known_hosts lines, and the lab's faults.
 
-use crate::api::sites::{get_sites, ConfirmHostKey, ImportKnownHosts, SetLabFault};
+use crate::api::sites::{get_sites, ConfirmHostKey, DefineSite, ImportKnownHosts, SetLabFault};
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::model::site::{FaultView, SiteDetail};
@@ -16,6 +16,7 @@ struct Actions {
     import: ServerAction<ImportKnownHosts>,
     confirm: ServerAction<ConfirmHostKey>,
     fault: ServerAction<SetLabFault>,
+    define: ServerAction<DefineSite>,
 }
 
 fn site_card(s: SiteDetail, a: Actions) -> impl IntoView {
@@ -106,7 +107,9 @@ pub fn SitesPage() -> impl IntoView {
         import: ServerAction::new(),
         confirm: ServerAction::new(),
         fault: ServerAction::new(),
+        define: ServerAction::new(),
     };
+    let define_result = actions.define.value();
     let import_result = actions.import.value();
     let confirm_result = actions.confirm.value();
     let fault_result = actions.fault.value();
@@ -116,6 +119,7 @@ pub fn SitesPage() -> impl IntoView {
                 actions.import.version().get(),
                 actions.confirm.version().get(),
                 actions.fault.version().get(),
+                actions.define.version().get(),
             )
         },
         |_| get_sites(),
@@ -129,6 +133,17 @@ pub fn SitesPage() -> impl IntoView {
                 <ActionResult value=import_result success="The host keys are trusted."/>
                 <ActionResult value=confirm_result success="The host key is trusted."/>
                 <ActionResult value=fault_result/>
+            </section>
+            <section class="card">
+                <h2>"Add a site"</h2>
+                <p class="muted">"One " <code>"[[sites]]"</code> " block in the sites file's format (see README): name, user, key or " <code>"agent = true"</code> ", known_hosts, jump host and its hosts. Paths are read on the portal's server, relative to the sites file's directory. It is checked like the file, kept in the database and audited."</p>
+                <ActionForm action=actions.define attr:class="stack">
+                    <label for="site-definition">"Definition"</label>
+                    <textarea id="site-definition" name="definition" rows="10" required
+                        placeholder="[[sites]]\nname = \"fra1\"\nuser = \"root\"\nkey = \"fra1/id_ed25519\"\nknown_hosts = \"fra1/known_hosts\"\njump_host = \"cluman\"\n\n[[sites.hosts]]\nname = \"cluman\"\naddress = \"10.10.1.5\""></textarea>
+                    <button type="submit">"Add the site"</button>
+                </ActionForm>
+                <ActionResult value=define_result success="The site is added."/>
             </section>
             <Transition fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
                 {move || Suspend::new(async move {

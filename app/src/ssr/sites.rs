@@ -31,6 +31,13 @@ pub trait SiteDirectory: Send + Sync + 'static {
     /// The known_hosts line of a refused key of `host`, by its fingerprint.
     fn refused_key(&self, site: &str, host: &str, fingerprint: &str) -> Option<String>;
 
+    /// Checks a site definition (one `[[sites]]` block in the sites file's
+    /// format) without adding it: its name, or what is wrong with it.
+    fn check_site(&self, definition: &str) -> Result<String, String>;
+
+    /// Adds a checked site definition.
+    fn add_site(&self, definition: &str) -> Result<(), String>;
+
     /// The lab's faults, when the portal serves the lab.
     fn lab_faults(&self) -> Option<Vec<FaultView>>;
 
@@ -150,6 +157,75 @@ pub async fn confirm_key(
     directory
         .trust(site, &[(line, "confirmed".to_string())])
         .map_err(ServiceError::Internal)
+}
+
+/// Defines a new site from a `[[sites]]` block; answers its name.
+pub async fn define_site(
+    pool: &PgPool,
+    directory: &dyn SiteDirectory,
+    actor: &Actor,
+    definition: &str,
+) -> Result<String, ServiceError> {
+    let name = directory
+        .check_site(definition)
+        .map_err(|e| ServiceError::invalid("definition", e))?;
+    if directory.sites().iter().any(|s| s.name == name) {
+        return Err(AppError::Conflict(format!("A site named {name:?} exists already.")).into());
+    }
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO sites (name, definition, added_by) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&name)
+    .bind(definition)
+    .bind(actor.as_column())
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AppError::Conflict(format!("A site named {name:?} exists already.")).into());
+    }
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::SiteDefined,
+            format!("site:{name}"),
+            json!({ "definition": definition }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    directory
+        .add_site(definition)
+        .map_err(ServiceError::Internal)?;
+    Ok(name)
+}
+
+/// At start: the sites defined in the portal. A definition that no longer works
+/// (a key file that went away) is skipped with a warning, not fatal.
+pub async fn apply_stored_sites(
+    pool: &PgPool,
+    directory: &dyn SiteDirectory,
+) -> Result<usize, ServiceError> {
+    let rows = sqlx::query("SELECT name, definition FROM sites ORDER BY added_at")
+        .fetch_all(pool)
+        .await?;
+    let mut added = 0;
+    for row in &rows {
+        let name: String = row.try_get("name")?;
+        let definition: String = row.try_get("definition")?;
+        if directory.sites().iter().any(|s| s.name == name) {
+            tracing::warn!(site = %name, "a site defined in the portal has the name of one in the sites file; the file's is used");
+            continue;
+        }
+        match directory.add_site(&definition) {
+            Ok(()) => added += 1,
+            Err(e) => {
+                tracing::warn!(site = %name, error = %e, "a site defined in the portal cannot be used")
+            }
+        }
+    }
+    Ok(added)
 }
 
 /// Switches a lab fault, audited.

@@ -112,7 +112,16 @@ pub async fn serve(
     if let Some(lab) = &lab {
         executor = executor.with_lab(lab.faults());
     }
-    let executor = Arc::new(executor);
+    let base = settings
+        .sites_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let executor = Arc::new(executor.with_base(base));
+    let defined = app::ssr::sites::apply_stored_sites(&pool, executor.as_ref()).await?;
+    if defined > 0 {
+        tracing::info!(defined, "sites defined in the portal added");
+    }
     let trusted = app::ssr::sites::apply_stored_keys(&pool, executor.as_ref()).await?;
     if trusted > 0 {
         tracing::info!(trusted, "host keys trusted in the portal applied");

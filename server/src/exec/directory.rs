@@ -3,6 +3,7 @@
 
 use super::executor::{SiteEntry, SiteExecutor};
 use super::known_hosts::KnownHosts;
+use super::site::{self, Site};
 use app::model::site::{FaultView, HostView, SightingView, SiteDetail, TrustedKeyView};
 use app::ssr::sites::{CheckedLine, SiteDirectory};
 use lab::Fault;
@@ -26,6 +27,24 @@ fn fault_description(f: &Fault) -> String {
             format!("commands containing {pattern:?} print a line, then hang")
         }
         Fault::HostDown { host } => format!("{host} refuses connections"),
+    }
+}
+
+/// The one site of a definition typed in the portal.
+fn one_site(definition: &str, base: &std::path::Path) -> Result<Site, String> {
+    let mut sites = site::parse("the definition", definition, base).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    match (sites.pop(), sites.is_empty()) {
+        (Some(site), true) => Ok(site),
+        (None, _) => Err("the definition holds no [[sites]] block".into()),
+        (Some(_), false) => {
+            Err("define one site at a time: the definition holds several [[sites]] blocks".into())
+        }
     }
 }
 
@@ -144,6 +163,18 @@ impl SiteDirectory for SiteExecutor {
                 .find(|r| r.host == host && r.fingerprint == fingerprint)
                 .map(|r| r.line.clone())
         })
+    }
+
+    fn check_site(&self, definition: &str) -> Result<String, String> {
+        let site = one_site(definition, &self.base)?;
+        site.connector().map_err(|e| e.message)?;
+        site.known_hosts().map_err(|e| e.message)?;
+        Ok(site.name)
+    }
+
+    fn add_site(&self, definition: &str) -> Result<(), String> {
+        let site = one_site(definition, &self.base)?;
+        self.add(site).map_err(|e| e.message)
     }
 
     fn lab_faults(&self) -> Option<Vec<FaultView>> {

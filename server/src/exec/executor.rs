@@ -48,6 +48,9 @@ pub struct SiteExecutor {
     store: PathBuf,
     /// The lab's faults, when the portal serves the lab.
     pub(super) lab: Option<lab::Faults>,
+    /// Relative paths in site definitions made in the portal start here (the
+    /// sites file's directory).
+    pub(super) base: PathBuf,
 }
 
 impl SiteExecutor {
@@ -74,7 +77,32 @@ impl SiteExecutor {
             sessions: Mutex::new(HashMap::new()),
             store,
             lab: None,
+            base: PathBuf::from("."),
         })
+    }
+
+    /// The same, reading relative paths of sites defined in the portal from `base`.
+    pub fn with_base(mut self, base: PathBuf) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Adds `site` (its key and known hosts are read now).
+    pub fn add(&self, site: Site) -> Result<(), SiteError> {
+        let connector = site.connector()?;
+        let file_keys = site.known_hosts()?;
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        sites.insert(
+            site.name.clone(),
+            SiteEntry {
+                site: Arc::new(site),
+                connector,
+                file_keys,
+                added: Vec::new(),
+                refused: Vec::new(),
+            },
+        );
+        Ok(())
     }
 
     /// The same, also offering the lab's faults to the admin page.

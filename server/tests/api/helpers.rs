@@ -64,6 +64,9 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     let settings = test_settings(extra);
     server::startup::migrate(&pool).await.expect("migrations");
+    app::ssr::sites::apply_stored_sites(&pool, executor.as_ref())
+        .await
+        .expect("stored sites apply");
     app::ssr::sites::apply_stored_keys(&pool, executor.as_ref())
         .await
         .expect("stored host keys apply");

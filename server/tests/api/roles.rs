@@ -125,6 +125,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         ],
     ),
     (
+        "/api/sites/define",
+        Admits::Roles(&[Role::Admin]),
+        &[("definition", "not toml")],
+    ),
+    (
         "/api/sites/lab_fault",
         Admits::Roles(&[Role::Admin]),
         &[("fault", "host-down:qns01"), ("on", "true")],

@@ -646,3 +646,72 @@ async fn every_procedure_can_be_rehearsed_up_to_its_first_destructive_step(pool:
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     p.lab.shutdown().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_admin_defines_a_site_in_the_portal_and_runs_use_it(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let admin = p.app.signed_in("ada", Role::Admin).await;
+    let b = p.app.signed_in("olga", Role::Operator).await;
+
+    let r = admin
+        .call(
+            "/api/sites/define",
+            &[("definition", "[[sites]]\nname = \"x\"\n")],
+        )
+        .await;
+    let (status, body) = error_text(r).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("missing field"), "{body}");
+
+    let definition = p.lab.sites_toml("drill");
+    let r = admin
+        .call("/api/sites/define", &[("definition", &definition)])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<String>().await.unwrap(), "drill");
+    let r = admin
+        .call("/api/sites/define", &[("definition", &definition)])
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Operators may not define sites.
+    let r = b
+        .call("/api/sites/define", &[("definition", &definition)])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = b.call("/api/runs/sites", &[]).await;
+    let sites: Vec<app::model::run_view::SiteView> = r.json().await.unwrap();
+    assert!(sites.iter().any(|s| s.name == "drill"), "{sites:?}");
+    let r = b
+        .call(
+            "/api/runs/start",
+            &[("runbook", "verify-recovery"), ("site", "drill")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let run: i64 = r.json().await.unwrap();
+    assert_eq!(
+        command(&b, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        settled(&b, run, 0).await.steps[0].state,
+        StepState::Succeeded
+    );
+
+    // Stored and audited: a portal started on the same database has it again.
+    let actions: Vec<String> = p
+        .app
+        .audit_actions()
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert!(actions.contains(&"site.defined".to_string()), "{actions:?}");
+    let executor = SiteExecutor::new(Vec::new(), p.store.clone()).unwrap();
+    let added = app::ssr::sites::apply_stored_sites(&p.app.pool, &executor)
+        .await
+        .unwrap();
+    assert_eq!(added, 1);
+    p.lab.shutdown().await;
+}
