@@ -89,8 +89,15 @@ async fn open_source(
 
 /// Where a copy goes; a store file is written under a temporary name first.
 enum Sink {
-    Store { tmp: PathBuf, target: PathBuf },
-    Host,
+    Store {
+        tmp: PathBuf,
+        target: PathBuf,
+    },
+    Host {
+        sftp: russh_sftp::client::SftpSession,
+        tmp: String,
+        target: String,
+    },
 }
 
 async fn open_sink(
@@ -127,14 +134,24 @@ async fn open_sink(
         }
         RenderedEndpoint::Host { host, path } => {
             let sftp = session.connection(host).await?.sftp().await?;
+            // Written beside the target and renamed when complete, so a copy that
+            // fails never leaves a truncated file under the target's name.
+            let tmp = format!("{path}.portal-part");
             let file = sftp
-                .create(path.clone())
+                .create(tmp.clone())
                 .await
                 .map_err(|e| TransferError::Io {
-                    what: format!("cannot write {}", describe(to)),
+                    what: format!("cannot write {host}:{tmp}"),
                     message: e.to_string(),
                 })?;
-            Ok((Box::new(file), Sink::Host))
+            Ok((
+                Box::new(file),
+                Sink::Host {
+                    sftp,
+                    tmp,
+                    target: path.clone(),
+                },
+            ))
         }
     }
 }
@@ -215,7 +232,22 @@ pub async fn copy(
         (Err(_), Sink::Store { tmp, .. }) => {
             let _ = tokio::fs::remove_file(tmp).await;
         }
-        _ => {}
+        (Ok(()), Sink::Host { sftp, tmp, target }) => {
+            // SFTP v3 rename does not replace an existing file on OpenSSH's server.
+            if sftp.rename(tmp.clone(), target.clone()).await.is_err() {
+                let _ = sftp.remove_file(target.clone()).await;
+                if let Err(e) = sftp.rename(tmp.clone(), target.clone()).await {
+                    let _ = sftp.remove_file(tmp.clone()).await;
+                    return Err(TransferError::Io {
+                        what: format!("cannot finish {}", describe(to)),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        (Err(_), Sink::Host { sftp, tmp, .. }) => {
+            let _ = sftp.remove_file(tmp.clone()).await;
+        }
     }
     result?;
     let sha256 = hex::encode(hash.finalize());

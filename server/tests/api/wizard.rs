@@ -278,6 +278,15 @@ async fn cron_restore_copies_over_sftp_and_stops_at_the_destructive_step(pool: P
         )
         .unwrap();
     assert_eq!(on_host, saved);
+    // Written under a temporary name and renamed: nothing of it is left behind.
+    assert!(p
+        .lab
+        .state()
+        .read_file(
+            "pcrfclient01",
+            "/var/tmp/crontab_pcrfclient01_2026-11-26.txt.portal-part"
+        )
+        .is_err());
 
     // The destructive step does not run on Run; it waits for approval.
     let r = command(&b, run, 2, "run", "").await;
