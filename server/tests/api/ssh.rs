@@ -78,7 +78,7 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
-                 PermitRootLogin prohibit-password\nLogLevel {level}\n",
+                 PermitRootLogin prohibit-password\nLogLevel {level}\nSubsystem sftp internal-sftp\n",
                 d = dir.display(),
             ),
         )
@@ -620,4 +620,88 @@ async fn a_missing_or_empty_agent_is_a_clear_error() {
             "cluman: site fra1 uses the ssh-agent, but SSH_AUTH_SOCK is not set"
         );
     }
+}
+
+#[tokio::test]
+async fn transfers_replace_files_on_a_real_sftp_server_and_come_back_intact() {
+    use app::ssr::engine::executor::CancelSignal;
+    use runbook::render::RenderedEndpoint;
+    use server::exec::site::{parse, SiteSession};
+    use server::exec::transfer;
+    use std::sync::Arc;
+    let lab = Lab::new("sftp");
+    let cluman = Sshd::start("sftp-cluman", &lab.public());
+    let internal = Sshd::start("sftp-internal", &lab.public());
+    let dir = temp_dir("sftp-config");
+    std::fs::copy(&lab.key, dir.join("id_ed25519")).unwrap();
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!(
+            "{}{}",
+            cluman.known_as("cluman"),
+            internal.known_as("pcrfclient01")
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        "[[sites]]\nname = \"lab\"\nuser = \"{user}\"\nkey = \"id_ed25519\"\nknown_hosts = \"known_hosts\"\njump_host = \"cluman\"\n\n\
+         [[sites.hosts]]\nname = \"cluman\"\naddress = \"127.0.0.1\"\nport = {p1}\n\n\
+         [[sites.hosts]]\nname = \"pcrfclient01\"\naddress = \"127.0.0.1\"\nport = {p2}\n",
+        user = current_user(),
+        p1 = cluman.port,
+        p2 = internal.port,
+    );
+    let site = Arc::new(parse("sites.toml", &text, &dir).unwrap().remove(0));
+    let session = SiteSession::new(site.clone(), site.connector().unwrap());
+    let store = dir.join("store");
+    std::fs::create_dir_all(store.join("lab")).unwrap();
+    let content: Vec<u8> = (0..700_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(store.join("lab/big.bin"), &content).unwrap();
+    // The target exists already: OpenSSH's SFTP rename does not replace files.
+    let target = internal.dir.join("target.bin");
+    std::fs::write(&target, b"old content").unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_stop, cancel) = CancelSignal::new();
+    let to_host = transfer::copy(
+        &session,
+        &store,
+        &RenderedEndpoint::Store {
+            path: "lab/big.bin".into(),
+        },
+        &RenderedEndpoint::Host {
+            host: "pcrfclient01".into(),
+            path: target.display().to_string(),
+        },
+        &tx,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(to_host.bytes, content.len() as u64);
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    assert!(!internal.dir.join("target.bin.portal-part").exists());
+
+    let back = transfer::copy(
+        &session,
+        &store,
+        &RenderedEndpoint::Host {
+            host: "pcrfclient01".into(),
+            path: target.display().to_string(),
+        },
+        &RenderedEndpoint::Store {
+            path: "lab/back.bin".into(),
+        },
+        &tx,
+        cancel,
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.sha256, to_host.sha256);
+    assert_eq!(std::fs::read(store.join("lab/back.bin")).unwrap(), content);
+    drop(tx);
+    let mut said = String::new();
+    while let Some((_, bytes)) = rx.recv().await {
+        said.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(said.contains(&format!("SHA-256 {}", back.sha256)), "{said}");
 }
