@@ -21,6 +21,9 @@ pub trait SiteDirectory: Send + Sync + 'static {
     /// Every site, with hosts, trusted keys and refused keys.
     fn sites(&self) -> Vec<SiteDetail>;
 
+    /// Whether a site of that name is configured.
+    fn has_site(&self, name: &str) -> bool;
+
     /// Reads known_hosts text without trusting anything; an error names the line.
     fn check_known_hosts(&self, text: &str) -> Result<Vec<CheckedLine>, String>;
 
@@ -54,7 +57,7 @@ pub fn overview(directory: &dyn SiteDirectory) -> SitesOverview {
 }
 
 fn site_known(directory: &dyn SiteDirectory, site: &str) -> Result<(), ServiceError> {
-    if directory.sites().iter().any(|s| s.name == site) {
+    if directory.has_site(site) {
         Ok(())
     } else {
         Err(AppError::NotFound(format!("There is no site {site:?}.")).into())
@@ -80,20 +83,17 @@ pub async fn import_known_hosts(
             "holds no host key: paste the lines of an OpenSSH known_hosts file",
         ));
     }
-    let mut tx = pool.begin().await?;
-    for l in &lines {
-        sqlx::query(
-            "INSERT INTO site_host_keys (site, line, fingerprint, source, added_by) VALUES ($1, $2, $3, 'import', $4) ON CONFLICT (site, line) DO NOTHING",
-        )
-        .bind(site)
-        .bind(&l.line)
-        .bind(&l.fingerprint)
-        .bind(actor.as_column())
-        .execute(&mut *tx)
-        .await?;
-    }
-    audit::append(
-        &mut tx,
+    let keys: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l.line.clone(), l.fingerprint.clone()))
+        .collect();
+    trust_keys(
+        pool,
+        directory,
+        actor,
+        site,
+        "import",
+        &keys,
         NewEvent::new(
             actor,
             AuditAction::HostKeysImported,
@@ -102,17 +102,6 @@ pub async fn import_known_hosts(
         ),
     )
     .await?;
-    // Trusted only once recorded: a key nobody can account for is never used.
-    tx.commit().await?;
-    directory
-        .trust(
-            site,
-            &lines
-                .iter()
-                .map(|l| (l.line.clone(), "import".to_string()))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(ServiceError::Internal)?;
     Ok(lines.len())
 }
 
@@ -133,18 +122,13 @@ pub async fn confirm_key(
                 "{host} of site {site} has not presented a key with fingerprint {fingerprint}; reload the page."
             ))
         })?;
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO site_host_keys (site, line, fingerprint, source, added_by) VALUES ($1, $2, $3, 'confirmed', $4) ON CONFLICT (site, line) DO NOTHING",
-    )
-    .bind(site)
-    .bind(&line)
-    .bind(fingerprint)
-    .bind(actor.as_column())
-    .execute(&mut *tx)
-    .await?;
-    audit::append(
-        &mut tx,
+    trust_keys(
+        pool,
+        directory,
+        actor,
+        site,
+        "confirmed",
+        &[(line, fingerprint.to_string())],
         NewEvent::new(
             actor,
             AuditAction::HostKeyConfirmed,
@@ -152,10 +136,41 @@ pub async fn confirm_key(
             json!({ "fingerprint": fingerprint }),
         ),
     )
-    .await?;
+    .await
+}
+
+/// Stores `keys` (known_hosts line, fingerprint) as trusted from `source` with
+/// their audit event, then applies them: a key nobody can account for is never used.
+async fn trust_keys(
+    pool: &PgPool,
+    directory: &dyn SiteDirectory,
+    actor: &Actor,
+    site: &str,
+    source: &str,
+    keys: &[(String, String)],
+    event: NewEvent,
+) -> Result<(), ServiceError> {
+    let mut tx = pool.begin().await?;
+    for (line, fingerprint) in keys {
+        sqlx::query(
+            "INSERT INTO site_host_keys (site, line, fingerprint, source, added_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site, line) DO NOTHING",
+        )
+        .bind(site)
+        .bind(line)
+        .bind(fingerprint)
+        .bind(source)
+        .bind(actor.as_column())
+        .execute(&mut *tx)
+        .await?;
+    }
+    audit::append(&mut tx, event).await?;
     tx.commit().await?;
+    let lines: Vec<(String, String)> = keys
+        .iter()
+        .map(|(line, _)| (line.clone(), source.to_string()))
+        .collect();
     directory
-        .trust(site, &[(line, "confirmed".to_string())])
+        .trust(site, &lines)
         .map_err(ServiceError::Internal)
 }
 
@@ -169,7 +184,7 @@ pub async fn define_site(
     let name = directory
         .check_site(definition)
         .map_err(|e| ServiceError::invalid("definition", e))?;
-    if directory.sites().iter().any(|s| s.name == name) {
+    if directory.has_site(&name) {
         return Err(AppError::Conflict(format!("A site named {name:?} exists already.")).into());
     }
     let mut tx = pool.begin().await?;
@@ -214,7 +229,7 @@ pub async fn apply_stored_sites(
     for row in &rows {
         let name: String = row.try_get("name")?;
         let definition: String = row.try_get("definition")?;
-        if directory.sites().iter().any(|s| s.name == name) {
+        if directory.has_site(&name) {
             tracing::warn!(site = %name, "a site defined in the portal has the name of one in the sites file; the file's is used");
             continue;
         }
@@ -272,7 +287,7 @@ pub async fn apply_stored_keys(
         let line: String = row.try_get("line")?;
         let source: String = row.try_get("source")?;
         // Keys of a site that is no longer configured wait for it to return.
-        if directory.sites().iter().any(|s| s.name == site) {
+        if directory.has_site(&site) {
             directory
                 .trust(&site, &[(line, source)])
                 .map_err(ServiceError::Internal)?;

@@ -119,6 +119,13 @@ impl SiteDirectory for SiteExecutor {
             .collect()
     }
 
+    fn has_site(&self, name: &str) -> bool {
+        self.sites
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+    }
+
     fn check_known_hosts(&self, text: &str) -> Result<Vec<CheckedLine>, String> {
         KnownHosts::entry_lines(text)
             .map(|lines| {

@@ -440,14 +440,20 @@ async fn internal_hosts_are_reached_through_the_jump_host_with_their_own_key_che
     );
 }
 
-#[tokio::test]
-async fn a_site_session_opens_one_connection_per_host_through_the_jump_host() {
-    use server::exec::site::{parse, SiteSession};
-    use std::sync::Arc;
-    let lab = Lab::new("site");
-    let cluman = Sshd::start("site-cluman", &lab.public());
-    let internal = Sshd::start("site-internal", &lab.public());
-    let dir = temp_dir("site-config");
+/// A site of two real sshd hosts: cluman (the jump host) and pcrfclient01, both
+/// trusting `lab`'s key; the sites file and key live in the returned directory.
+fn two_host_site(
+    name: &str,
+    lab: &Lab,
+) -> (
+    Sshd,
+    Sshd,
+    std::sync::Arc<server::exec::site::Site>,
+    PathBuf,
+) {
+    let cluman = Sshd::start(&format!("{name}-cluman"), &lab.public());
+    let internal = Sshd::start(&format!("{name}-internal"), &lab.public());
+    let dir = temp_dir(&format!("{name}-config"));
     std::fs::copy(&lab.key, dir.join("id_ed25519")).unwrap();
     std::fs::write(
         dir.join("known_hosts"),
@@ -466,7 +472,18 @@ async fn a_site_session_opens_one_connection_per_host_through_the_jump_host() {
         p1 = cluman.port,
         p2 = internal.port,
     );
-    let site = Arc::new(parse("sites.toml", &text, &dir).unwrap().remove(0));
+    let site = server::exec::site::parse("sites.toml", &text, &dir)
+        .unwrap()
+        .remove(0);
+    (cluman, internal, std::sync::Arc::new(site), dir)
+}
+
+#[tokio::test]
+async fn a_site_session_opens_one_connection_per_host_through_the_jump_host() {
+    use server::exec::site::SiteSession;
+    use std::sync::Arc;
+    let lab = Lab::new("site");
+    let (cluman, internal, site, _dir) = two_host_site("site", &lab);
     let session = SiteSession::new(site.clone(), site.connector().unwrap());
 
     let first = session.connection("pcrfclient01").await.unwrap();
@@ -626,32 +643,10 @@ async fn a_missing_or_empty_agent_is_a_clear_error() {
 async fn transfers_replace_files_on_a_real_sftp_server_and_come_back_intact() {
     use app::ssr::engine::executor::CancelSignal;
     use runbook::render::RenderedEndpoint;
-    use server::exec::site::{parse, SiteSession};
+    use server::exec::site::SiteSession;
     use server::exec::transfer;
-    use std::sync::Arc;
     let lab = Lab::new("sftp");
-    let cluman = Sshd::start("sftp-cluman", &lab.public());
-    let internal = Sshd::start("sftp-internal", &lab.public());
-    let dir = temp_dir("sftp-config");
-    std::fs::copy(&lab.key, dir.join("id_ed25519")).unwrap();
-    std::fs::write(
-        dir.join("known_hosts"),
-        format!(
-            "{}{}",
-            cluman.known_as("cluman"),
-            internal.known_as("pcrfclient01")
-        ),
-    )
-    .unwrap();
-    let text = format!(
-        "[[sites]]\nname = \"lab\"\nuser = \"{user}\"\nkey = \"id_ed25519\"\nknown_hosts = \"known_hosts\"\njump_host = \"cluman\"\n\n\
-         [[sites.hosts]]\nname = \"cluman\"\naddress = \"127.0.0.1\"\nport = {p1}\n\n\
-         [[sites.hosts]]\nname = \"pcrfclient01\"\naddress = \"127.0.0.1\"\nport = {p2}\n",
-        user = current_user(),
-        p1 = cluman.port,
-        p2 = internal.port,
-    );
-    let site = Arc::new(parse("sites.toml", &text, &dir).unwrap().remove(0));
+    let (_cluman, internal, site, dir) = two_host_site("sftp", &lab);
     let session = SiteSession::new(site.clone(), site.connector().unwrap());
     let store = dir.join("store");
     std::fs::create_dir_all(store.join("lab")).unwrap();

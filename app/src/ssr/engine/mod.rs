@@ -68,6 +68,21 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// `step` rendered with the run's values as they are now.
+fn render_now(
+    step: &Step,
+    position: i32,
+    record: &RunRecord,
+) -> Result<RenderedAction, ServiceError> {
+    render(step, view::lookup(&record.parameters, &record.captures)).map_err(|u| {
+        conflict(format!(
+            "Step {} needs the value {}, which no earlier step captured.",
+            i64::from(position) + 1,
+            u.0
+        ))
+    })
+}
+
 fn conflict(message: impl Into<String>) -> ServiceError {
     AppError::Conflict(message.into()).into()
 }
@@ -249,28 +264,19 @@ impl Engine {
                     ))),
                 }
             }
-            StepCommand::Skip { reason } => {
+            StepCommand::Skip { ref reason } | StepCommand::MarkDone { ref reason } => {
+                let event = if matches!(command, StepCommand::Skip { .. }) {
+                    StepEvent::Skip
+                } else {
+                    StepEvent::MarkDone
+                };
                 self.transition(
                     run_id,
                     position,
-                    StepEvent::Skip,
+                    event,
                     actor,
                     TransitionInput {
-                        reason: Some(&reason),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                self.advance(run_id).await
-            }
-            StepCommand::MarkDone { reason } => {
-                self.transition(
-                    run_id,
-                    position,
-                    StepEvent::MarkDone,
-                    actor,
-                    TransitionInput {
-                        reason: Some(&reason),
+                        reason: Some(reason),
                         ..Default::default()
                     },
                 )
@@ -279,14 +285,7 @@ impl Engine {
             }
             StepCommand::RequestApproval => {
                 in_order()?;
-                let action = render(&step, view::lookup(&record.parameters, &record.captures))
-                    .map_err(|u| {
-                        conflict(format!(
-                            "Step {} needs the value {}, which no earlier step captured.",
-                            i64::from(position) + 1,
-                            u.0
-                        ))
-                    })?;
+                let action = render_now(&step, position, &record)?;
                 let canonical = action.canonical();
                 let event = match row.state {
                     StepState::Failed | StepState::Interrupted => StepEvent::Retry,
@@ -377,14 +376,7 @@ impl Engine {
                     StepState::Failed | StepState::Interrupted => StepEvent::Retry,
                     _ => StepEvent::Run,
                 };
-                let action = render(&step, view::lookup(&record.parameters, &record.captures))
-                    .map_err(|u| {
-                        conflict(format!(
-                            "Step {} needs the value {}, which no earlier step captured.",
-                            i64::from(position) + 1,
-                            u.0
-                        ))
-                    })?;
+                let action = render_now(&step, position, &record)?;
                 let canonical = action.canonical();
                 let host = match &action {
                     RenderedAction::Shell { host, .. } | RenderedAction::Wait { host, .. } => {
