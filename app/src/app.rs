@@ -5,8 +5,8 @@ use crate::components::nav::NavBar;
 use crate::error::AppError;
 use crate::model::user::Me;
 use crate::pages::{
-    AccountPage, AuditPage, HomePage, LoginPage, NotFound, RunPage, RunbookPage, RunbooksPage,
-    RunsPage, SitesPage, UsersPage,
+    AccountPage, ApprovalsPage, AuditPage, HomePage, LoginPage, NotFound, RunPage, RunbookPage,
+    RunbooksPage, RunsPage, SitesPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -116,6 +116,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=RunsPage/>
                     <Route path=path!("/runs/:id") view=RunPage/>
                     <Route path=path!("/sites") view=SitesPage/>
+                    <Route path=path!("/approvals") view=ApprovalsPage/>
                 </Routes>
             </main>
         </Router>

@@ -42,6 +42,10 @@ pub enum AppError {
     /// A failure inside the server; the log has the cause under this reference.
     #[error("The server could not complete the request (reference {reference}). The cause is in the portal's log under that reference.")]
     Internal { reference: String },
+    /// A destructive step was not started because its approval or audit record
+    /// could not be stored (fail closed).
+    #[error("Nothing was executed: the approval and its audit record could not be stored (reference {reference}). The step has not run; try again, or ask an administrator to look in the portal's log under that reference.")]
+    NotExecuted { reference: String },
     /// The request did not reach the server or its answer could not be read.
     #[error("Request failed: {0}")]
     Transport(String),
@@ -66,6 +70,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::Internal { .. } => 500,
+            AppError::NotExecuted { .. } => 503,
             AppError::Transport(_) => 502,
         }
     }

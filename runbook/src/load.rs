@@ -7,6 +7,7 @@
 //! title = "Restore cron jobs"
 //! description = "Markdown."
 //! expected_duration_minutes = 15
+//! approvals = 1                       # supervisors who must approve each destructive step (1 or 2)
 //!
 //! [[parameters]]
 //! name = "host"                       # used as {{ host }}
@@ -24,6 +25,7 @@
 //! kind = "ssh"                        # ssh | esc | openstack | manual | wait | transfer
 //! instructions = "Markdown shown to the operator."
 //! destructive = true                  # waits for a supervisor's approval
+//! approvals = 2                       # this step needs two supervisors (destructive steps only)
 //! when = { var = "x", equals = "y" }  # or not_equals, empty = true/false, all = [..], any = [..]
 //! host = "{{ host }}"                 # a site host name, or a host parameter
 //! command = "crontab {{ file }}"      # values are shell-quoted; {{ x | raw }} is not
@@ -84,6 +86,7 @@ struct RawRunbook {
     title: String,
     description: String,
     expected_duration_minutes: Spanned<i64>,
+    approvals: Option<Spanned<i64>>,
     #[serde(default)]
     parameters: Vec<RawParameter>,
     steps: Spanned<Vec<RawStep>>,
@@ -117,6 +120,7 @@ struct RawStep {
     instructions: String,
     #[serde(default)]
     destructive: bool,
+    approvals: Option<Spanned<i64>>,
     when: Option<Spanned<RawCondition>>,
     host: Option<Spanned<String>>,
     command: Option<Spanned<String>>,
@@ -254,10 +258,23 @@ fn check(ck: &mut Checker<'_>, raw: RawRunbook) -> Option<Runbook> {
     if raw.steps.get_ref().is_empty() {
         ck.at(raw.steps.span(), "a runbook needs at least one step");
     }
+    let default_approvals = check_approvals(ck, &raw.approvals).unwrap_or(1);
     let mut steps = Vec::new();
     let mut step_ids: HashSet<String> = HashSet::new();
     for s in raw.steps.into_inner() {
-        if let Some(step) = check_step(ck, s, &parameters, &mut names, &mut step_ids) {
+        let approvals = if s.destructive {
+            check_approvals(ck, &s.approvals).unwrap_or(default_approvals)
+        } else {
+            if let Some(a) = &s.approvals {
+                ck.at(
+                    a.span(),
+                    "`approvals` belongs only on destructive steps: other steps need no approval",
+                );
+            }
+            0
+        };
+        if let Some(mut step) = check_step(ck, s, &parameters, &mut names, &mut step_ids) {
+            step.approvals = approvals;
             steps.push(step);
         }
     }
@@ -275,6 +292,21 @@ fn check(ck: &mut Checker<'_>, raw: RawRunbook) -> Option<Runbook> {
             sha256: hex::encode(Sha256::digest(ck.text.as_bytes())),
         },
     })
+}
+
+/// How many supervisors must approve: 1, or 2 for the most dangerous steps.
+fn check_approvals(ck: &mut Checker<'_>, a: &Option<Spanned<i64>>) -> Option<u8> {
+    let a = a.as_ref()?;
+    match *a.get_ref() {
+        n @ 1..=2 => Some(n as u8),
+        _ => {
+            ck.at(
+                a.span(),
+                "approvals must be 1 or 2 (the number of supervisors who approve)",
+            );
+            None
+        }
+    }
 }
 
 fn check_parameter(
@@ -876,6 +908,7 @@ fn check_step(
         title: s.title,
         instructions: s.instructions,
         destructive: s.destructive,
+        approvals: 0,
         when,
         action: action?,
     })
@@ -1000,6 +1033,37 @@ when = {{ var = \"uuid\", empty = false }}
         };
         assert_eq!(cmd.host, HostRef::Param("vm".into()));
         assert_eq!(cmd.timeout_seconds, DEFAULT_TIMEOUT_SECONDS);
+    }
+
+    #[test]
+    fn destructive_steps_need_one_approval_unless_the_runbook_or_step_asks_for_two() {
+        let step = |extra: &str, id: &str| {
+            format!(
+                "[[steps]]\nid = \"{id}\"\ntitle = \"T\"\nkind = \"ssh\"\nhost = \"cluman\"\ncommand = \"true\"\n{extra}\n"
+            )
+        };
+        let body = format!(
+            "{}{}{}",
+            step("", "plain"),
+            step("destructive = true", "one"),
+            step("destructive = true\napprovals = 2", "two")
+        );
+        let rb = load_str("t.toml", &format!("{HEAD}{body}")).unwrap();
+        let approvals: Vec<u8> = rb.steps.iter().map(|s| s.approvals).collect();
+        assert_eq!(approvals, [0, 1, 2]);
+
+        let rb = load_str("t.toml", &format!("{HEAD}approvals = 2\n{body}")).unwrap();
+        let approvals: Vec<u8> = rb.steps.iter().map(|s| s.approvals).collect();
+        assert_eq!(approvals, [0, 2, 2]);
+
+        assert_eq!(
+            errors(&step("approvals = 2", "x")),
+            ["t.toml:11:13: `approvals` belongs only on destructive steps: other steps need no approval"]
+        );
+        assert_eq!(
+            errors(&step("destructive = true\napprovals = 3", "x")),
+            ["t.toml:12:13: approvals must be 1 or 2 (the number of supervisors who approve)"]
+        );
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub struct Step {
     pub instructions: String,
     /// Needs a supervisor's approval before it runs.
     pub destructive: bool,
+    /// How many different supervisors must approve it: 0 for a step that is not
+    /// destructive, else 1 or 2.
+    pub approvals: u8,
     /// The step applies only when this holds; otherwise it is skipped.
     pub when: Option<Condition>,
     pub action: StepAction,

@@ -22,6 +22,8 @@ pub struct Settings {
     pub session_idle_minutes: i64,
     /// Hours after sign-in after which a session ends, however active.
     pub session_lifetime_hours: i64,
+    /// Seconds an approval of a destructive step stays valid once given.
+    pub approval_validity_seconds: i64,
     /// The built site (`target/site`): the wasm bundle, CSS and static files.
     pub site_root: PathBuf,
     /// The directory of runbook files, loaded and checked at start.
@@ -44,6 +46,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &self.database_url)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_lifetime_hours", &self.session_lifetime_hours)
+            .field("approval_validity_seconds", &self.approval_validity_seconds)
             .field("site_root", &self.site_root)
             .field("runbooks_dir", &self.runbooks_dir)
             .field("sites_file", &self.sites_file)
@@ -141,6 +144,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "session_lifetime_hours",
         expected: "a whole number of hours from 1 to 168",
+    },
+    Key {
+        name: "approval_validity_seconds",
+        expected: "a whole number of seconds from 1 to 86400 (default 900: 15 minutes)",
     },
     Key {
         name: "site_root",
@@ -332,6 +339,7 @@ impl Settings {
             };
         let session_idle_minutes = int_in("session_idle_minutes", 30, 1..=1440)?;
         let session_lifetime_hours = int_in("session_lifetime_hours", 12, 1..=168)?;
+        let approval_validity_seconds = int_in("approval_validity_seconds", 900, 1..=86400)?;
         let path = |name: &'static str, default: &str| match raw.get(name) {
             Some(r) if !r.value.trim().is_empty() => Ok(PathBuf::from(r.value.trim())),
             Some(r) => Err(bad(name, r)),
@@ -356,6 +364,7 @@ impl Settings {
             database_url,
             session_idle_minutes,
             session_lifetime_hours,
+            approval_validity_seconds,
             site_root,
             runbooks_dir,
             sites_file,

@@ -137,10 +137,17 @@ impl Application {
                 absolute_lifetime: chrono::Duration::hours(settings.session_lifetime_hours),
                 ..AuthSettings::default()
             }),
-            engine: app::ssr::engine::Engine::new(pool.clone(), &runbooks, executor),
+            engine: app::ssr::engine::Engine::new(
+                pool.clone(),
+                &runbooks,
+                executor,
+                chrono::Duration::seconds(settings.approval_validity_seconds),
+            ),
             sites,
             runbooks: Arc::new(runbooks),
         };
+
+        state.engine.spawn_expiry();
 
         let store = PostgresStore::new(pool.clone());
         store
@@ -198,6 +205,7 @@ impl Application {
             .layer(sessions.clone());
         let live_events = Router::new()
             .route("/api/runs/{id}/live", get(live::events))
+            .route("/api/approvals/live", get(live::approvals))
             .with_state(state.clone())
             .layer(sessions);
 

@@ -4,6 +4,7 @@
 //! Every endpoint is named explicitly (`/api/<area>/<verb>`), so the role matrix
 //! test in `server/tests` can list them and a new one cannot go unnoticed.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod runbooks;

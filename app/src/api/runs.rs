@@ -75,39 +75,73 @@ pub async fn show_run(id: i64) -> Result<RunView, AppError> {
     Ok(state.engine.view(id).await?)
 }
 
-/// The operator's command on a step: `run`, `confirm` (text: the observation),
-/// `skip` and `mark_done` (text: the reason), `request_approval`, `stop`.
+/// The operator's command on a step: `run` (with `approval`: run a destructive
+/// step under that approval), `confirm` (text: the observation), `skip` and
+/// `mark_done` (text: the reason), `request_approval` (text: the justification),
+/// `withdraw` (text: why), `stop`.
 #[server(prefix = "/api", endpoint = "runs/step")]
 pub async fn command_step(
     run: i64,
     position: i32,
     command: String,
     #[server(default)] text: String,
+    #[server(default)] approval: Option<i64>,
 ) -> Result<(), AppError> {
     let caller = require::<RunRecoveries>().await?;
     let state = app_state()?;
-    let command = match command.as_str() {
-        "run" => Command::Run,
-        "confirm" => Command::Confirm { observation: text },
-        "skip" => Command::Skip { reason: text },
-        "mark_done" => Command::MarkDone { reason: text },
-        "request_approval" => Command::RequestApproval,
-        "stop" => Command::Stop,
-        other => {
+    let command = match (command.as_str(), approval) {
+        ("run", Some(approval)) => Command::RunApproved { approval },
+        ("run", None) => Command::Run,
+        ("confirm", _) => Command::Confirm { observation: text },
+        ("skip", _) => Command::Skip { reason: text },
+        ("mark_done", _) => Command::MarkDone { reason: text },
+        ("request_approval", _) => Command::RequestApproval {
+            justification: text,
+        },
+        ("withdraw", _) => Command::Withdraw { reason: text },
+        ("stop", _) => Command::Stop,
+        (other, _) => {
             return Err(AppError::invalid(
                 "command",
                 format!(
-                    "{other:?} is not one of run, confirm, skip, mark_done, request_approval, stop"
+                    "{other:?} is not one of run, confirm, skip, mark_done, request_approval, withdraw, stop"
                 ),
             ))
         }
     };
+    let user = caller.user();
     state
         .engine
         .command(
             run,
             position,
             command,
+            user.id,
+            &Actor::User(user.username.clone()),
+        )
+        .await?;
+    redirect_plain_form(&format!("/runs/{run}"));
+    Ok(())
+}
+
+/// Changes a parameter of an active run, with a reason. An open request for
+/// approval whose action changes with it is voided.
+#[server(prefix = "/api", endpoint = "runs/parameter")]
+pub async fn change_parameter(
+    run: i64,
+    name: String,
+    value: String,
+    #[server(default)] reason: String,
+) -> Result<(), AppError> {
+    let caller = require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    state
+        .engine
+        .change_parameter(
+            run,
+            &name,
+            &value,
+            &reason,
             &Actor::User(caller.user().username.clone()),
         )
         .await?;

@@ -17,7 +17,7 @@ use crate::ssr::{
 pub async fn get_sites() -> Result<SitesOverview, AppError> {
     require::<ManageSites>().await?;
     let state = app_state()?;
-    Ok(sites::overview(state.sites.as_ref()))
+    Ok(sites::overview(&state.pool, state.sites.as_ref()).await?)
 }
 
 /// Trusts the host keys of an OpenSSH known_hosts text for `site`; answers how many.

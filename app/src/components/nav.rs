@@ -1,6 +1,8 @@
 //! The top bar: where the user can go, who they are, and signing out.
 
+use crate::api::approvals::count_approvals;
 use crate::app::AuthContext;
+use crate::components::live::follow_changes;
 use crate::model::user::Me;
 use crate::model::Permission;
 use leptos::form::ActionForm;
@@ -12,6 +14,35 @@ use leptos_router::components::A;
 #[component]
 pub fn NavBar() -> impl IntoView {
     let auth = expect_context::<AuthContext>();
+    // The count of requests the user could decide, kept live; only fetched in the
+    // browser, so server rendering and hydration agree (no badge at first).
+    let reload = RwSignal::new(0u32);
+    let count = LocalResource::new(move || {
+        reload.get();
+        count_approvals()
+    });
+    Effect::new(move |following: Option<bool>| {
+        if following == Some(true) {
+            return true;
+        }
+        match auth.me.get() {
+            Some(Ok(Some(me)))
+                if me.role.permits(Permission::ApproveDestructiveSteps)
+                    && !me.must_change_password =>
+            {
+                follow_changes("/api/approvals/live", reload);
+                true
+            }
+            _ => false,
+        }
+    });
+    let badge = move || {
+        count
+            .get()
+            .and_then(|r| r.ok())
+            .filter(|n| *n > 0)
+            .map(|n| view! { <span class="count-badge" data-testid="approvals-count" aria-label=format!("{n} waiting")>{n}</span> })
+    };
     let links = move |me: Me| {
         let usable = !me.must_change_password;
         view! {
@@ -21,6 +52,8 @@ pub fn NavBar() -> impl IntoView {
                     .then(|| view! { <li><A href="/runbooks">"Runbooks"</A></li> })}
                 {(usable && me.role.permits(Permission::ViewRuns))
                     .then(|| view! { <li><A href="/runs">"Runs"</A></li> })}
+                {(usable && me.role.permits(Permission::ApproveDestructiveSteps))
+                    .then(|| view! { <li><A href="/approvals">"Approvals" {badge}</A></li> })}
                 {(usable && me.role.permits(Permission::ReadAudit))
                     .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
                 {(usable && me.role.permits(Permission::ManageUsers))

@@ -55,13 +55,49 @@ pub enum AuditAction {
     LabFaultChanged,
     /// An admin defined a site in the portal.
     SiteDefined,
+    /// An operator changed a parameter of a running run.
+    RunParameterChanged,
+    /// An admin switched a site's break-glass mode on or off.
+    BreakGlassChanged,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
+    /// Something happened to a request for approval.
+    Approval(ApprovalEvent),
+}
+
+/// What happens to requests for approval, each audited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalEvent {
+    Requested,
+    /// One supervisor approved (the request is approved once the quorum is met).
+    Approved,
+    Rejected,
+    Withdrawn,
+    Expired,
+    /// The action it was for changed.
+    Voided,
+    /// A decision or an execution under it was refused.
+    Refused,
+    /// The step was executed under the approval.
+    Used,
+}
+
+impl ApprovalEvent {
+    pub const ALL: [ApprovalEvent; 8] = [
+        ApprovalEvent::Requested,
+        ApprovalEvent::Approved,
+        ApprovalEvent::Rejected,
+        ApprovalEvent::Withdrawn,
+        ApprovalEvent::Expired,
+        ApprovalEvent::Voided,
+        ApprovalEvent::Refused,
+        ApprovalEvent::Used,
+    ];
 }
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -81,6 +117,16 @@ impl AuditAction {
         AuditAction::HostKeyConfirmed,
         AuditAction::LabFaultChanged,
         AuditAction::SiteDefined,
+        AuditAction::RunParameterChanged,
+        AuditAction::BreakGlassChanged,
+        AuditAction::Approval(ApprovalEvent::Requested),
+        AuditAction::Approval(ApprovalEvent::Approved),
+        AuditAction::Approval(ApprovalEvent::Rejected),
+        AuditAction::Approval(ApprovalEvent::Withdrawn),
+        AuditAction::Approval(ApprovalEvent::Expired),
+        AuditAction::Approval(ApprovalEvent::Voided),
+        AuditAction::Approval(ApprovalEvent::Refused),
+        AuditAction::Approval(ApprovalEvent::Used),
     ];
 
     /// The name stored in `audit_events.action`: `area.verb`.
@@ -105,6 +151,19 @@ impl AuditAction {
             AuditAction::HostKeyConfirmed => "site.host_key_confirmed",
             AuditAction::LabFaultChanged => "lab.fault_changed",
             AuditAction::SiteDefined => "site.defined",
+            AuditAction::RunParameterChanged => "run.parameter_changed",
+            AuditAction::BreakGlassChanged => "site.break_glass_changed",
+            AuditAction::Approval(event) => match event {
+                ApprovalEvent::Requested => "approval.requested",
+                ApprovalEvent::Approved => "approval.approved",
+                ApprovalEvent::Rejected => "approval.rejected",
+                ApprovalEvent::Withdrawn => "approval.withdrawn",
+                ApprovalEvent::Expired => "approval.expired",
+                ApprovalEvent::Voided => "approval.voided",
+                ApprovalEvent::Refused => "approval.refused",
+                // The step executed under the approval; the approval is used up.
+                ApprovalEvent::Used => "approval.used",
+            },
             AuditAction::Step(event) => {
                 use crate::model::run::StepEvent as E;
                 match event {

@@ -1,6 +1,7 @@
 //! Types shared by the browser and the server, and the pure rules on them.
 
 pub mod ansi;
+pub mod approval;
 pub mod audit;
 pub mod password;
 pub mod role;

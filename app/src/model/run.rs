@@ -80,7 +80,7 @@ pub enum StepEvent {
     Run,
     /// The operator asks for approval of a destructive step.
     RequestApproval,
-    /// A valid approval lets the destructive step run.
+    /// A valid approval lets the destructive step run (the attempt starts).
     Approved,
     /// The request was rejected, withdrawn or expired.
     ApprovalEnded,
@@ -145,15 +145,19 @@ pub fn next(
     match (state, event) {
         (S::Pending, E::Run) if destructive => Err(TransitionError::NeedsApproval),
         (S::Pending, E::Run) => Ok(S::Running),
-        (S::Pending, E::RequestApproval) if !destructive => Err(TransitionError::NotDestructive),
-        (S::Pending, E::RequestApproval) => Ok(S::AwaitingApproval),
+        (S::Pending | S::Failed | S::Interrupted, E::RequestApproval) if !destructive => {
+            Err(TransitionError::NotDestructive)
+        }
+        // A new attempt of a destructive step starts with a new request.
+        (S::Pending | S::Failed | S::Interrupted, E::RequestApproval) => Ok(S::AwaitingApproval),
         (S::AwaitingApproval, E::Approved) => Ok(S::Running),
         (S::AwaitingApproval, E::ApprovalEnded) => Ok(S::Pending),
         (S::Running, E::Passed) => Ok(S::Succeeded),
         (S::Running, E::Failed) => Ok(S::Failed),
         (S::Running, E::PortalRestarted) => Ok(S::Interrupted),
-        // A retry is a new attempt: a destructive one needs a new approval.
-        (S::Failed | S::Interrupted, E::Retry) if destructive => Ok(S::AwaitingApproval),
+        (S::Failed | S::Interrupted, E::Retry) if destructive => {
+            Err(TransitionError::NeedsApproval)
+        }
         (S::Failed | S::Interrupted, E::Retry) => Ok(S::Running),
         (S::Interrupted, E::MarkDone) => Ok(S::Succeeded),
         (S::Pending | S::AwaitingApproval | S::Failed | S::Interrupted, E::Skip) => Ok(S::Skipped),
@@ -252,9 +256,17 @@ mod tests {
                 }
             }
         }
-        assert_eq!(next(S::Failed, E::Retry, true), Ok(S::AwaitingApproval));
+        // A new attempt needs a new request, with its own justification.
         assert_eq!(
-            next(S::Interrupted, E::Retry, true),
+            next(S::Failed, E::Retry, true),
+            Err(TransitionError::NeedsApproval)
+        );
+        assert_eq!(
+            next(S::Interrupted, E::RequestApproval, true),
+            Ok(S::AwaitingApproval)
+        );
+        assert_eq!(
+            next(S::Failed, E::RequestApproval, true),
             Ok(S::AwaitingApproval)
         );
     }
@@ -319,7 +331,11 @@ mod tests {
             operator_actions(S::Pending, true),
             [E::RequestApproval, E::Skip]
         );
-        assert_eq!(operator_actions(S::Failed, true), [E::Retry, E::Skip]);
+        assert_eq!(
+            operator_actions(S::Failed, true),
+            [E::RequestApproval, E::Skip]
+        );
+        assert_eq!(operator_actions(S::AwaitingApproval, true), [E::Skip]);
         assert_eq!(operator_actions(S::Running, false), Vec::<StepEvent>::new());
     }
 

@@ -61,6 +61,8 @@ pub struct RunView {
     pub steps: Vec<RunStepView>,
     /// Position of the step the run is at.
     pub current: Option<usize>,
+    /// The run's site is in break-glass mode: shown in red.
+    pub break_glass: Option<super::approval::BreakGlassView>,
 }
 
 /// One step of a run.
@@ -87,6 +89,17 @@ pub struct RunStepView {
     /// Why the step cannot run from the portal yet, if it cannot.
     pub blocked: Option<String>,
     pub attempts: Vec<AttemptView>,
+    /// How many supervisors must approve each attempt (0: not destructive).
+    pub approvals_needed: u8,
+    /// Every request for approval of the step, oldest first.
+    pub approvals: Vec<super::approval::ApprovalView>,
+}
+
+impl RunStepView {
+    /// The step's request that is still open, if any.
+    pub fn open_approval(&self) -> Option<&super::approval::ApprovalView> {
+        self.approvals.iter().rev().find(|a| a.state.is_open())
+    }
 }
 
 /// A rendered action, as shown.
@@ -107,6 +120,8 @@ pub struct AttemptView {
     pub started_by: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The approval the attempt ran under (destructive steps).
+    pub approval_id: Option<i64>,
     pub outcome: Option<Outcome>,
     /// The output so far, in order.
     pub output: Vec<OutputChunk>,

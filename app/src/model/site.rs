@@ -61,4 +61,6 @@ pub struct SitesOverview {
     pub sites: Vec<SiteDetail>,
     /// The lab's faults, when the portal serves the lab.
     pub lab_faults: Option<Vec<FaultView>>,
+    /// Break-glass settings, by site.
+    pub break_glass: std::collections::BTreeMap<String, super::approval::BreakGlassView>,
 }

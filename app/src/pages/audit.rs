@@ -62,7 +62,7 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                     <label for="action">"Action"</label>
                     <select id="action" name="action">
                         <option value="" selected=move || param("action").is_none()>"any action"</option>
-                        {["auth.", "user.", "portal.", "run.", "step."].into_iter().map(|prefix| view! {
+                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site."].into_iter().map(|prefix| view! {
                             <option value=prefix selected=move || param("action").as_deref() == Some(prefix)>{format!("{prefix}*")}</option>
                         }).collect_view()}
                         {AuditAction::ALL.into_iter().map(|a| view! {

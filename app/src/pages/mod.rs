@@ -1,6 +1,7 @@
 //! The pages, and who may open each.
 
 mod account;
+mod approvals;
 mod audit;
 mod errors;
 mod home;
@@ -12,6 +13,7 @@ mod start_run;
 mod users;
 
 pub use account::AccountPage;
+pub use approvals::ApprovalsPage;
 pub use audit::AuditPage;
 pub use errors::{Forbidden, NotFound};
 pub use home::HomePage;
@@ -53,6 +55,7 @@ pub fn page_access(path: &str) -> PageAccess {
         }
         "/runs" => PageAccess::Needs(Permission::ViewRuns),
         "/sites" => PageAccess::Needs(Permission::ManageSites),
+        "/approvals" => PageAccess::Needs(Permission::ApproveDestructiveSteps),
         p if p.starts_with("/runs/") && p["/runs/".len()..].parse::<i64>().is_ok() => {
             PageAccess::Needs(Permission::ViewRuns)
         }
@@ -88,6 +91,10 @@ mod tests {
         assert_eq!(
             page_access("/runbooks/cps-backup"),
             PageAccess::Needs(Permission::RunRecoveries)
+        );
+        assert_eq!(
+            page_access("/approvals"),
+            PageAccess::Needs(Permission::ApproveDestructiveSteps)
         );
         assert_eq!(page_access("/runbooks/a/b"), PageAccess::Unknown);
         assert_eq!(page_access("/nope"), PageAccess::Unknown);

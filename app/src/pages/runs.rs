@@ -2,11 +2,13 @@
 //! step's exact action and buttons, and its output, kept live by server-sent
 //! events (`/api/runs/{id}/live`).
 
-use crate::api::runs::{list_runs, show_run, CancelRun, CommandStep};
+use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandStep};
+use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::error::AppError;
 use crate::model::ansi;
+use crate::model::approval::ApprovalState;
 use crate::model::run::{RunState, StepEvent, StepState};
 use crate::model::run_view::{AttemptView, OutputChunk, RunStepView, RunSummary, RunView};
 use crate::model::user::Me;
@@ -89,7 +91,7 @@ pub fn RunsPage() -> impl IntoView {
 }
 
 /// Output text as styled spans; the text is never read as HTML.
-fn output_view(chunks: Vec<OutputChunk>) -> impl IntoView {
+pub(crate) fn output_view(chunks: Vec<OutputChunk>) -> impl IntoView {
     chunks
         .into_iter()
         .map(|c| {
@@ -149,6 +151,7 @@ fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl 
             <summary>
                 {format!("Attempt {} · started by {} at {}", a.attempt, a.started_by, when(&a.started_at))}
                 {a.host.clone().map(|h| view! { " · on " <code>{h}</code> })}
+                {a.approval_id.map(|id| view! { <span class="under-approval">{format!(" · under approval #{id}")}</span> })}
                 {match &outcome {
                     None => view! { <span class="state state-running">" running"</span> }.into_any(),
                     Some(o) if o.passed => view! { <span class="state state-succeeded">" passed"</span> }.into_any(),
@@ -187,6 +190,7 @@ fn step_buttons(
     s: &RunStepView,
     command: ServerAction<CommandStep>,
     can_operate: bool,
+    me: &str,
     drafts: Drafts,
 ) -> AnyView {
     if !can_operate {
@@ -216,17 +220,12 @@ fn step_buttons(
                     </ActionForm>
                 }.into_any());
             }
-            StepEvent::Retry if s.destructive => buttons.push(
-                view! {
-                    <ActionForm action=command attr:class="inline step-command">
-                        {hidden("request_approval")}
-                        <button type="submit" class="danger" data-command="request_approval" disabled=move || command.pending().get()>"Request approval again"</button>
-                    </ActionForm>
-                }
-                .into_any(),
-            ),
             StepEvent::Run | StepEvent::Retry if runnable => {
-                let label = if *action == StepEvent::Run { "Run" } else { "Run again" };
+                let label = if *action == StepEvent::Run {
+                    "Run"
+                } else {
+                    "Run again"
+                };
                 buttons.push(view! {
                     <ActionForm action=command attr:class="inline step-command">
                         {hidden("run")}
@@ -234,14 +233,31 @@ fn step_buttons(
                     </ActionForm>
                 }.into_any());
             }
-            StepEvent::RequestApproval => buttons.push(view! {
-                <ActionForm action=command attr:class="inline step-command">
-                    {hidden("request_approval")}
-                    <button type="submit" class="danger" data-command="request_approval">"Request approval"</button>
-                </ActionForm>
-            }.into_any()),
+            StepEvent::RequestApproval => {
+                let label = if s.approvals.is_empty() {
+                    "Request approval"
+                } else {
+                    "Request approval again"
+                };
+                let needed = match s.approvals_needed {
+                    2 => "Two supervisors must approve this step.",
+                    _ => "A supervisor other than you must approve this step.",
+                };
+                buttons.push(view! {
+                    <ActionForm action=command attr:class="step-command request-approval">
+                        {hidden("request_approval")}
+                        <p class="muted">{needed}" They see the exact action above; any change to it voids their approval."</p>
+                        <label>"Justification *" {draft_input(drafts, format!("{position}:request_approval"), "text", true, "Why this must run now, and what you checked")}</label>
+                        <button type="submit" class="danger" data-command="request_approval" disabled=move || command.pending().get()>{label}</button>
+                    </ActionForm>
+                }.into_any());
+            }
             StepEvent::Skip | StepEvent::MarkDone => {
-                let (cmd, label) = if *action == StepEvent::Skip { ("skip", "Skip") } else { ("mark_done", "Mark done") };
+                let (cmd, label) = if *action == StepEvent::Skip {
+                    ("skip", "Skip")
+                } else {
+                    ("mark_done", "Mark done")
+                };
                 buttons.push(view! {
                     <ActionForm action=command attr:class="inline step-command">
                         {hidden(cmd)}
@@ -252,6 +268,25 @@ fn step_buttons(
             }
             _ => {}
         }
+    }
+    if let Some(a) = s.open_approval() {
+        let id = a.id;
+        if a.state == ApprovalState::Approved && a.requested_by == me {
+            buttons.push(view! {
+                <ActionForm action=command attr:class="inline step-command">
+                    {hidden("run")}
+                    <input type="hidden" name="approval" value=id.to_string()/>
+                    <button type="submit" class="danger" data-command="run_approved" disabled=move || command.pending().get()>{format!("Run under approval #{id}")}</button>
+                </ActionForm>
+            }.into_any());
+        }
+        buttons.push(view! {
+            <ActionForm action=command attr:class="inline step-command">
+                {hidden("withdraw")}
+                <label>"Reason " {draft_input(drafts, format!("{position}:withdraw"), "text", false, "Why it is withdrawn")}</label>
+                <button type="submit" class="secondary" data-command="withdraw">"Withdraw the request"</button>
+            </ActionForm>
+        }.into_any());
     }
     if s.state == StepState::Running {
         buttons.push(
@@ -274,6 +309,7 @@ fn step_card(
     live: RwSignal<LiveOutput>,
     command: ServerAction<CommandStep>,
     can_operate: bool,
+    me: &str,
     drafts: Drafts,
 ) -> impl IntoView {
     let class = format!(
@@ -283,7 +319,8 @@ fn step_card(
         if current { " current" } else { "" }
     );
     let last = s.attempts.len();
-    let buttons = step_buttons(run_id, &s, command, can_operate, drafts);
+    let buttons = step_buttons(run_id, &s, command, can_operate, me, drafts);
+    let approvals = approvals_view(&s.approvals);
     let open_all = current
         || matches!(
             s.state,
@@ -313,7 +350,7 @@ fn step_card(
                 {s.blocked.clone().map(|b| view! { <p class="notice warn">{b}</p> })}
                 {s.note.clone().map(|n| view! { <p class="note">"Note: " {n}</p> })}
                 {(s.state == StepState::Interrupted).then(|| view! { <p class="notice warn">"This step was running when the portal stopped. Check on the host what happened, then run it again or mark it done with a reason."</p> })}
-                {(s.state == StepState::AwaitingApproval).then(|| view! { <p class="notice warn">"Waiting for a supervisor's approval."</p> })}
+                {approvals}
                 {buttons}
                 {s.attempts.into_iter().enumerate().map(|(i, a)| attempt_view(a, live, i + 1 == last)).collect_view()}
             </details>
@@ -321,12 +358,15 @@ fn step_card(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_body(
     v: RunView,
     live: RwSignal<LiveOutput>,
     command: ServerAction<CommandStep>,
     cancel: ServerAction<CancelRun>,
+    parameter: ServerAction<ChangeParameter>,
     can_operate: bool,
+    me: String,
     drafts: Drafts,
 ) -> AnyView {
     let run_id = v.summary.id;
@@ -344,6 +384,12 @@ fn run_body(
                 <span>{format!("started by {} at {}", v.summary.started_by, when(&v.summary.started_at))}</span>
             </p>
             <p class="hash">"Runbook SHA-256 " <code>{v.runbook_sha256.clone()}</code></p>
+            {v.break_glass.clone().map(|b| view! {
+                <p class="notice break-glass" role="alert">
+                    <strong>"Break-glass mode is on for this site: "</strong>
+                    {format!("supervisors may approve their own requests. Switched on by {} at {}: {}", b.changed_by, when(&b.changed_at), b.reason)}
+                </p>
+            })}
             {(!v.parameters.is_empty()).then(|| view! {
                 <table class="data params">
                     <thead><tr><th>"Parameter"</th><th>"Value"</th></tr></thead>
@@ -354,6 +400,24 @@ fn run_body(
                 <details><summary>{format!("{} captured values", v.captures.len())}</summary>
                     <table class="data captures"><tbody>{v.captures.clone().into_iter().map(|(k, val)| view! { <tr><td><code>{k}</code></td><td><code>{val}</code></td></tr> }).collect_view()}</tbody></table>
                 </details>
+            })}
+            {(active && can_operate && !v.parameters.is_empty()).then(|| {
+                let names: Vec<String> = v.parameters.keys().cloned().collect();
+                view! {
+                    <details class="change-parameter">
+                        <summary>"Change a parameter"</summary>
+                        <p class="muted">"Later steps render with the new value. A request for approval whose action changes with it is voided."</p>
+                        <ActionForm action=parameter attr:class="inline">
+                            <input type="hidden" name="run" value=run_id.to_string()/>
+                            <label>"Parameter "
+                                <select name="name">{names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}</select>
+                            </label>
+                            <label>"New value " {draft_input(drafts, "param:value".into(), "value", true, "value")}</label>
+                            <label>"Reason " {draft_input(drafts, "param:reason".into(), "reason", true, "Why it changes")}</label>
+                            <button type="submit" class="secondary">"Change"</button>
+                        </ActionForm>
+                    </details>
+                }
             })}
             {(active && can_operate).then(|| view! {
                 <ActionForm action=cancel attr:class="inline cancel-run">
@@ -377,7 +441,7 @@ fn run_body(
                 <ol class="run-steps">
                     {v.steps.into_iter().map(|s| {
                         let is_current = Some(s.position as usize) == current;
-                        step_card(run_id, s, is_current, live, command, can_operate, drafts)
+                        step_card(run_id, s, is_current, live, command, can_operate, &me, drafts)
                     }).collect_view()}
                 </ol>
             </section>
@@ -460,9 +524,11 @@ pub fn RunPage() -> impl IntoView {
     let drafts: Drafts = StoredValue::new(HashMap::new());
     let command = ServerAction::<CommandStep>::new();
     let cancel = ServerAction::<CancelRun>::new();
+    let parameter = ServerAction::<ChangeParameter>::new();
     // Made here, outside the suspended view, so re-rendering it never disposes them.
     let command_result = command.value();
     let cancel_result = cancel.value();
+    let parameter_result = parameter.value();
     let run = Resource::new(
         move || (run_id(), reload.get()),
         |(id, _)| async move {
@@ -473,7 +539,10 @@ pub fn RunPage() -> impl IntoView {
         },
     );
     Effect::new(move |_| {
-        if command.version().get() > 0 || cancel.version().get() > 0 {
+        if command.version().get() > 0
+            || cancel.version().get() > 0
+            || parameter.version().get() > 0
+        {
             reload.update(|n| *n += 1);
         }
     });
@@ -486,17 +555,22 @@ pub fn RunPage() -> impl IntoView {
     view! {
         <Guarded view=move |me: Me| {
             let can_operate = me.role.permits(Permission::RunRecoveries);
+            let me_name = me.username.clone();
             view! {
                 {move || paused.get().then(|| view! { <p class="notice warn live-paused" role="status">"Live updates are paused: the connection to the portal broke. Reconnecting…"</p> })}
                 <ActionResult value=command_result/>
                 <ActionResult value=cancel_result/>
+                <ActionResult value=parameter_result/>
                 <Transition fallback=|| view! { <p class="loading">"Loading the run…"</p> }>
-                    {move || Suspend::new(async move {
-                        match run.await {
-                            Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
-                            Ok(v) => run_body(v, live, command, cancel, can_operate, drafts),
-                        }
-                    })}
+                    {move || {
+                        let me_name = me_name.clone();
+                        Suspend::new(async move {
+                            match run.await {
+                                Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
+                                Ok(v) => run_body(v, live, command, cancel, parameter, can_operate, me_name, drafts),
+                            }
+                        })
+                    }}
                 </Transition>
             }.into_any()
         }/>

@@ -2,9 +2,11 @@
 //! shown and refused (to confirm after comparing the fingerprint with the site),
 //! an import of OpenSSH known_hosts lines, and the lab's faults.
 
+use crate::api::approvals::SetBreakGlass;
 use crate::api::sites::{get_sites, ConfirmHostKey, DefineSite, ImportKnownHosts, SetLabFault};
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
+use crate::model::approval::BreakGlassView;
 use crate::model::site::{FaultView, SiteDetail};
 use crate::model::user::Me;
 use leptos::form::ActionForm;
@@ -17,10 +19,34 @@ struct Actions {
     confirm: ServerAction<ConfirmHostKey>,
     fault: ServerAction<SetLabFault>,
     define: ServerAction<DefineSite>,
+    break_glass: ServerAction<SetBreakGlass>,
 }
 
-fn site_card(s: SiteDetail, a: Actions) -> impl IntoView {
+fn break_glass_form(site: String, current: Option<BreakGlassView>, a: Actions) -> impl IntoView {
+    let on = current.as_ref().is_some_and(|b| b.enabled);
+    view! {
+        <div class=if on { "break-glass-setting break-glass" } else { "break-glass-setting" } data-break-glass=if on { "on" } else { "off" }>
+            <h3>"Break-glass mode"</h3>
+            {match current {
+                Some(b) => view! { <p class=if b.enabled { "notice break-glass" } else { "muted" }>
+                    {format!("{} since {} by {}: {}", if b.enabled { "ON" } else { "Off" }, b.changed_at.replace('T', " ").replace('Z', " UTC"), b.changed_by, b.reason)}
+                </p> }.into_any(),
+                None => view! { <p class="muted">"Off (never switched on)."</p> }.into_any(),
+            }}
+            <p class="muted">"While it is on, a supervisor may approve their own request for a destructive step on this site, with a written reason. Such approvals are shown in red everywhere, and audited."</p>
+            <ActionForm action=a.break_glass attr:class="inline">
+                <input type="hidden" name="site" value=site/>
+                {(!on).then(|| view! { <input type="hidden" name="enabled" value="true"/> })}
+                <label>"Reason * " <input name="reason" type="text" required placeholder=if on { "Why it can be switched off" } else { "The emergency" }/></label>
+                <button type="submit" class=if on { "secondary" } else { "danger" }>{if on { "Switch off" } else { "Switch on" }}</button>
+            </ActionForm>
+        </div>
+    }
+}
+
+fn site_card(s: SiteDetail, break_glass: Option<BreakGlassView>, a: Actions) -> impl IntoView {
     let name = s.name.clone();
+    let bg_site = s.name.clone();
     let site_name = s.name.clone();
     let textarea_id = format!("kh-{}", s.name);
     view! {
@@ -71,6 +97,7 @@ fn site_card(s: SiteDetail, a: Actions) -> impl IntoView {
                     <tr><td data-label="Hosts"><code>{k.hosts}</code></td><td data-label="Fingerprint"><code>{k.fingerprint}</code></td><td data-label="From">{k.source}</td></tr>
                 }).collect_view()}</tbody>
             </table>
+            {break_glass_form(bg_site, break_glass, a)}
             <ActionForm action=a.import attr:class="stack">
                 <input type="hidden" name="site" value=site_name/>
                 <label for=textarea_id.clone()>"Import known_hosts lines"</label>
@@ -108,7 +135,9 @@ pub fn SitesPage() -> impl IntoView {
         confirm: ServerAction::new(),
         fault: ServerAction::new(),
         define: ServerAction::new(),
+        break_glass: ServerAction::new(),
     };
+    let break_glass_result = actions.break_glass.value();
     let define_result = actions.define.value();
     let import_result = actions.import.value();
     let confirm_result = actions.confirm.value();
@@ -120,6 +149,7 @@ pub fn SitesPage() -> impl IntoView {
                 actions.confirm.version().get(),
                 actions.fault.version().get(),
                 actions.define.version().get(),
+                actions.break_glass.version().get(),
             )
         },
         |_| get_sites(),
@@ -133,6 +163,7 @@ pub fn SitesPage() -> impl IntoView {
                 <ActionResult value=import_result success="The host keys are trusted."/>
                 <ActionResult value=confirm_result success="The host key is trusted."/>
                 <ActionResult value=fault_result/>
+                <ActionResult value=break_glass_result success="Break-glass mode changed."/>
             </section>
             <section class="card">
                 <h2>"Add a site"</h2>
@@ -163,7 +194,11 @@ pub fn SitesPage() -> impl IntoView {
                             {if o.sites.is_empty() {
                                 view! { <section class="card"><p class="notice warn">"No site is configured."</p></section> }.into_any()
                             } else {
-                                o.sites.into_iter().map(|s| site_card(s, actions)).collect_view().into_any()
+                                let mut bg = o.break_glass;
+                                o.sites.into_iter().map(|s| {
+                                    let b = bg.remove(&s.name);
+                                    site_card(s, b, actions)
+                                }).collect_view().into_any()
                             }}
                         }.into_any(),
                     }

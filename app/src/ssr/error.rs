@@ -30,15 +30,20 @@ impl From<ServiceError> for AppError {
     fn from(err: ServiceError) -> Self {
         let app = match err {
             ServiceError::Client(app) => app,
-            internal => {
-                let reference = reference_id();
-                tracing::error!(%reference, error = %internal, "request failed");
-                AppError::Internal { reference }
-            }
+            internal => AppError::Internal {
+                reference: log_with_reference(&internal),
+            },
         };
         super::respond::set_status(app.status_code());
         app
     }
+}
+
+/// Logs an internal failure under a new short reference, returned for the user.
+pub fn log_with_reference(internal: &ServiceError) -> String {
+    let reference = reference_id();
+    tracing::error!(%reference, error = %internal, "request failed");
+    reference
 }
 
 fn reference_id() -> String {

@@ -7,6 +7,7 @@
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
 //! - [`runs`]: runs and their steps in the database, through the step state machine.
+//! - [`approvals`]: the approval gate of destructive steps, enforced in one place.
 //! - [`engine`]: executing runs: the operator's commands, the executor, outcomes.
 //! - [`live`]: live events of runs for open run pages.
 //! - [`sites`]: sites for the admin: trusted host keys, the lab's faults.
@@ -14,6 +15,7 @@
 //! - [`bootstrap`]: the first administrator.
 //! - [`respond`]: answers that depend on how a server function was called.
 
+pub mod approvals;
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;

@@ -10,7 +10,7 @@ use crate::model::run::{next, run_state, RunState, StepEvent, StepState};
 use crate::model::run_view::{AttemptView, Outcome, OutputChunk, RunFilter, RunSummary};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use std::collections::BTreeMap;
 
 /// Starts a run of `runbook` on `site` with checked parameter values; every step
@@ -76,6 +76,8 @@ pub struct TransitionInput<'a> {
     /// When the step finishes (passed or failed): how its attempt ended. Stored
     /// with the attempt and in the audit event, in the same transaction.
     pub outcome: Option<&'a Outcome>,
+    /// When a destructive step starts: the approval it runs under.
+    pub approval_id: Option<i64>,
 }
 
 /// The result of a transition.
@@ -84,6 +86,8 @@ pub struct Transitioned {
     pub state: StepState,
     /// The new attempt's id, when the step started running.
     pub attempt_id: Option<i64>,
+    /// The step's attempt count after the transition.
+    pub attempts: i32,
     pub run_state: RunState,
 }
 
@@ -115,13 +119,28 @@ pub async fn transition(
     input: TransitionInput<'_>,
 ) -> Result<Transitioned, ServiceError> {
     let mut tx = pool.begin().await?;
+    let done = transition_in(&mut tx, run_id, position, event, actor, input).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`transition`] inside the caller's transaction, for changes that must commit
+/// together with it (an approval used and its step started).
+pub async fn transition_in(
+    tx: &mut Transaction<'_, Postgres>,
+    run_id: i64,
+    position: i32,
+    event: StepEvent,
+    actor: &Actor,
+    input: TransitionInput<'_>,
+) -> Result<Transitioned, ServiceError> {
     let row = sqlx::query(
         "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state FROM run_steps s JOIN runs r ON r.id = s.run_id \
          WHERE s.run_id = $1 AND s.position = $2 FOR UPDATE OF s, r",
     )
     .bind(run_id)
     .bind(position)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| AppError::NotFound(format!("Run {run_id} has no step {}.", i64::from(position) + 1)))?;
     let run_state_name: String = row.try_get("run_state")?;
@@ -158,7 +177,7 @@ pub async fn transition(
     .bind(starts)
     .bind(input.host)
     .bind(reason)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     if let Err(sqlx::Error::Database(db)) = &update {
         if db.constraint() == Some("run_steps_one_destructive_per_host") {
@@ -177,7 +196,7 @@ pub async fn transition(
         })?;
         Some(
             sqlx::query_scalar(
-                "INSERT INTO step_attempts (run_id, position, attempt, host, action, started_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO step_attempts (run_id, position, attempt, host, action, started_by, approval_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(run_id)
             .bind(position)
@@ -185,12 +204,28 @@ pub async fn transition(
             .bind(input.host)
             .bind(action)
             .bind(actor.as_column())
-            .fetch_one(&mut *tx)
+            .bind(input.approval_id)
+            .fetch_one(&mut **tx)
             .await?,
         )
     } else {
         None
     };
+
+    // A step leaving awaiting-approval other than by its approval (skipped, the run
+    // cancelled) takes its open request with it.
+    if from == StepState::AwaitingApproval
+        && !matches!(event, StepEvent::Approved | StepEvent::ApprovalEnded)
+    {
+        super::approvals::close_open(
+            tx,
+            run_id,
+            position,
+            actor,
+            &format!("the step was {}", to.as_str()),
+        )
+        .await?;
+    }
 
     if let Some(outcome) = input.outcome {
         sqlx::query(
@@ -200,16 +235,19 @@ pub async fn transition(
         .bind(position)
         .bind(attempt)
         .bind(json!(outcome))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
 
     let mut details = json!({ "from": from.as_str(), "to": to.as_str(), "attempt": attempt, "host": input.host, "action": input.action, "reason": reason });
+    if let Some(id) = input.approval_id {
+        details["approval"] = json!(id);
+    }
     if let Some(outcome) = input.outcome {
         details["outcome"] = json!(outcome);
     }
     audit::append(
-        &mut tx,
+        tx,
         NewEvent::new(
             actor,
             AuditAction::Step(event),
@@ -219,7 +257,7 @@ pub async fn transition(
     )
     .await?;
 
-    let states = step_states(&mut tx, run_id).await?;
+    let states = step_states(&mut **tx, run_id).await?;
     let now_state = run_state(&states);
     if now_state != RunState::Active {
         let (name, action) = match now_state {
@@ -229,18 +267,18 @@ pub async fn transition(
         sqlx::query("UPDATE runs SET state = $2, finished_at = now() WHERE id = $1")
             .bind(run_id)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit::append(
-            &mut tx,
+            tx,
             NewEvent::new(actor, action, format!("run:{run_id}"), json!({})),
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(Transitioned {
         state: to,
         attempt_id,
+        attempts: attempt,
         run_state: now_state,
     })
 }
@@ -473,7 +511,7 @@ pub async fn attempts(
     run_id: i64,
 ) -> Result<BTreeMap<i32, Vec<AttemptView>>, ServiceError> {
     let rows = sqlx::query(
-        "SELECT id, position, attempt, host, action, started_by, started_at, finished_at, outcome \
+        "SELECT id, position, attempt, host, action, started_by, started_at, finished_at, outcome, approval_id \
          FROM step_attempts WHERE run_id = $1 ORDER BY position, attempt",
     )
     .bind(run_id)
@@ -511,6 +549,7 @@ pub async fn attempts(
                 finished_at: r
                     .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
                     .map(rfc3339),
+                approval_id: r.try_get("approval_id")?,
                 outcome: outcome.and_then(|o| serde_json::from_value(o).ok()),
                 output: merge_chunks(output.remove(&id).unwrap_or_default()),
             });

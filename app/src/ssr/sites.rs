@@ -49,11 +49,15 @@ pub trait SiteDirectory: Send + Sync + 'static {
 }
 
 /// The admin page's overview.
-pub fn overview(directory: &dyn SiteDirectory) -> SitesOverview {
-    SitesOverview {
+pub async fn overview(
+    pool: &PgPool,
+    directory: &dyn SiteDirectory,
+) -> Result<SitesOverview, ServiceError> {
+    Ok(SitesOverview {
         sites: directory.sites(),
         lab_faults: directory.lab_faults(),
-    }
+        break_glass: super::approvals::break_glass(pool).await?,
+    })
 }
 
 fn site_known(directory: &dyn SiteDirectory, site: &str) -> Result<(), ServiceError> {

@@ -1,10 +1,12 @@
 //! `GET /api/runs/{id}/live`: a run's live events as server-sent events, for the
-//! run page. The caller's session and role are checked like a server function's.
+//! run page; `GET /api/approvals/live`: a `changed` event whenever a request for
+//! approval changes, for the approvals page and the navigation's count. The
+//! caller's session and role are checked like a server function's.
 //! Each stream ends after a few minutes; the browser's EventSource reconnects at
 //! once, and so a revoked session or role stops the stream soon after.
 
 use app::model::run_view::LiveEvent;
-use app::ssr::authz::{authorize, ViewRuns};
+use app::ssr::authz::{authorize, Capability, ViewRuns};
 use app::ssr::{session, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,28 +30,47 @@ fn event(e: &LiveEvent) -> Event {
         .data(serde_json::to_string(e).unwrap_or_else(|_| "{}".into()))
 }
 
-/// The handler.
+/// The caller, if signed in with capability `C`; else the answer to give.
+async fn caller<C: Capability>(
+    state: &AppState,
+    session: &tower_sessions::Session,
+) -> Result<(), Response> {
+    let user = match session::resolve(session, state).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return Err((StatusCode::UNAUTHORIZED, "Please sign in to continue.\n").into_response())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "live events could not read the session");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The portal cannot reach its database right now.\n",
+            )
+                .into_response());
+        }
+    };
+    authorize::<C>(user)
+        .map(|_| ())
+        .map_err(|e| (StatusCode::FORBIDDEN, format!("{e}\n")).into_response())
+}
+
+fn respond(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    let deadline = tokio::time::sleep(STREAM_LIFETIME);
+    let body: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
+        Box::pin(events.take_until(deadline));
+    Sse::new(body)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// A run's events.
 pub async fn events(
     State(state): State<AppState>,
     session: tower_sessions::Session,
     Path(run_id): Path<i64>,
 ) -> Response {
-    let user = match session::resolve(&session, &state).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            return (StatusCode::UNAUTHORIZED, "Please sign in to continue.\n").into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "live events could not read the session");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The portal cannot reach its database right now.\n",
-            )
-                .into_response();
-        }
-    };
-    if let Err(e) = authorize::<ViewRuns>(user) {
-        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    if let Err(answer) = caller::<ViewRuns>(&state, &session).await {
+        return answer;
     }
     let receiver = state.engine.hub().subscribe(run_id);
     // First a `changed`, so a page that subscribes after loading the run reloads
@@ -64,10 +85,27 @@ pub async fn events(
         };
         Some((Ok::<Event, Infallible>(event(&e)), rx))
     });
-    let deadline = tokio::time::sleep(STREAM_LIFETIME);
-    let body: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
-        Box::pin(first.chain(live).take_until(deadline));
-    Sse::new(body)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+    respond(first.chain(live))
+}
+
+/// Changes of requests for approval. Every signed-in user who follows runs may
+/// listen (the navigation's count); what changed is not said, only that
+/// something did, and the page asks for what it may see.
+pub async fn approvals(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+) -> Response {
+    if let Err(answer) = caller::<ViewRuns>(&state, &session).await {
+        return answer;
+    }
+    let receiver = state.engine.subscribe_approvals();
+    let changed = || Ok::<Event, Infallible>(event(&LiveEvent::Changed));
+    let first = stream::once(async move { changed() });
+    let live = stream::unfold(receiver, move |mut rx| async move {
+        match rx.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => Some((changed(), rx)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    respond(first.chain(live))
 }

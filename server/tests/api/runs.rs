@@ -2,8 +2,10 @@
 //! recorded, one destructive step per host, restarts, and all of it audited.
 
 use crate::helpers::*;
+use app::model::approval::{Decider, Decision};
 use app::model::run::{RunState, StepEvent, StepState};
 use app::model::Role;
+use app::ssr::approvals::{self, DecisionInput, Execution, NewRequest};
 use app::ssr::audit::{self, Actor};
 use app::ssr::runs::{self, TransitionInput};
 use app::ssr::ServiceError;
@@ -40,7 +42,89 @@ fn running<'a>(host: &'a str, action: &'a str) -> TransitionInput<'a> {
         action: Some(action),
         reason: None,
         outcome: None,
+        approval_id: None,
     }
+}
+
+/// Requests approval of step `position` (install-crontab) for `olga`, has a
+/// supervisor approve it, and starts the step under it on `host`.
+async fn start_approved(
+    app: &TestApp,
+    run: i64,
+    position: i32,
+    olga: (i64, &Actor),
+    host: &str,
+    action: &str,
+) -> Result<runs::Transitioned, ServiceError> {
+    let sam: i64 = match sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = 'sam'")
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+    {
+        Some(id) => id,
+        None => {
+            app.add_user("sam", Role::Supervisor).await;
+            sqlx::query_scalar("SELECT id FROM users WHERE username = 'sam'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap()
+        }
+    };
+    let sha: String = sqlx::query_scalar("SELECT runbook_sha256 FROM runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let hash = approvals::action_hash(action);
+    let id = approvals::request(
+        &app.pool,
+        NewRequest {
+            run_id: run,
+            position,
+            step_id: "install-crontab",
+            site: "fra1",
+            host: Some(host),
+            runbook_sha256: &sha,
+            action,
+            action_hash: &hash,
+            quorum: 1,
+            justification: "the crontab was lost",
+            user_id: olga.0,
+        },
+        olga.1,
+    )
+    .await?;
+    approvals::decide(
+        &app.pool,
+        id,
+        Decider {
+            user_id: sam,
+            role: Role::Supervisor,
+        },
+        &Actor::User("sam".into()),
+        DecisionInput {
+            decision: Decision::Approve,
+            text: "",
+            break_glass_reason: None,
+        },
+        chrono::Duration::minutes(15),
+    )
+    .await?;
+    approvals::start_under(
+        &app.pool,
+        id,
+        Execution {
+            run_id: run,
+            position,
+            runbook_sha256: &sha,
+            host: Some(host),
+            action,
+            action_hash: &hash,
+            user_id: olga.0,
+        },
+        olga.1,
+    )
+    .await
 }
 
 /// A transition that needs no host, action or reason.
@@ -136,19 +220,13 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
     .await
     .unwrap_err();
     assert!(message(err).contains("runs only with a supervisor's approval"));
-    step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
-        .await
-        .unwrap();
-    let t = runs::transition(
-        &app.pool,
+    let t = start_approved(
+        &app,
         run,
         2,
-        StepEvent::Approved,
-        &Actor::User("sam".into()),
-        running(
-            "cluman",
-            "kind=shell\nhost=cluman\ncommand=crontab /var/tmp/c",
-        ),
+        (uid, &olga),
+        "cluman",
+        "kind=shell\nhost=cluman\ncommand=crontab /var/tmp/c",
     )
     .await
     .unwrap();
@@ -204,7 +282,10 @@ async fn a_run_moves_through_its_steps_and_is_audited(pool: PgPool) {
             "step.passed",
             "step.skipped",
             "step.approval_requested",
+            "approval.requested",
+            "approval.approved",
             "step.approved",
+            "approval.used",
             "step.passed",
             "step.run",
             "step.passed",
@@ -225,31 +306,12 @@ async fn two_runs_never_run_destructive_steps_on_one_host_at_once(pool: PgPool) 
     let b = runs::start(&app.pool, uid, &olga, &rb, "fra1", &params())
         .await
         .unwrap();
-    for run in [a, b] {
-        step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
-            .await
-            .unwrap();
-    }
-    runs::transition(
-        &app.pool,
-        a,
-        2,
-        StepEvent::Approved,
-        &olga,
-        running("cluman", "a"),
-    )
-    .await
-    .unwrap();
-    let err = runs::transition(
-        &app.pool,
-        b,
-        2,
-        StepEvent::Approved,
-        &olga,
-        running("cluman", "b"),
-    )
-    .await
-    .unwrap_err();
+    start_approved(&app, a, 2, (uid, &olga), "cluman", "a")
+        .await
+        .unwrap();
+    let err = start_approved(&app, b, 2, (uid, &olga), "cluman", "b")
+        .await
+        .unwrap_err();
     assert_eq!(
         message(err),
         "Another run is executing a destructive step on cluman right now; wait until it has finished."
@@ -258,16 +320,68 @@ async fn two_runs_never_run_destructive_steps_on_one_host_at_once(pool: PgPool) 
     step(&app.pool, a, 2, StepEvent::Passed, &olga)
         .await
         .unwrap();
-    runs::transition(
+    // The refused start left b's approval unused: it runs now.
+    let open: i64 = sqlx::query_scalar(
+        "SELECT id FROM approval_requests WHERE run_id = $1 AND state = 'approved'",
+    )
+    .bind(b)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let sha: String = sqlx::query_scalar("SELECT runbook_sha256 FROM runs WHERE id = $1")
+        .bind(b)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    approvals::start_under(
         &app.pool,
-        b,
-        2,
-        StepEvent::Approved,
+        open,
+        Execution {
+            run_id: b,
+            position: 2,
+            runbook_sha256: &sha,
+            host: Some("cluman"),
+            action: "b",
+            action_hash: &approvals::action_hash("b"),
+            user_id: uid,
+        },
         &olga,
-        running("cluman", "b"),
     )
     .await
     .unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_database_refuses_a_destructive_attempt_without_a_used_approval(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let (uid, olga) = operator(&app).await;
+    let rb = runbook("restore-cron");
+    let run = runs::start(&app.pool, uid, &olga, &rb, "fra1", &params())
+        .await
+        .unwrap();
+    // Bypassing the approval gate in code: the step moves to awaiting-approval
+    // and is started directly. The trigger on step_attempts refuses the attempt.
+    step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
+        .await
+        .unwrap();
+    let err = runs::transition(
+        &app.pool,
+        run,
+        2,
+        StepEvent::Approved,
+        &olga,
+        running("cluman", "x"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("has no used approval"), "{err}");
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM run_steps WHERE run_id = $1 AND position = 2")
+            .bind(run)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "awaiting_approval");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -306,19 +420,9 @@ async fn a_restart_interrupts_running_steps_and_a_destructive_one_needs_approval
     )
     .await
     .unwrap();
-    step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
+    start_approved(&app, run, 2, (uid, &olga), "cluman", "x")
         .await
         .unwrap();
-    runs::transition(
-        &app.pool,
-        run,
-        2,
-        StepEvent::Approved,
-        &olga,
-        running("cluman", "x"),
-    )
-    .await
-    .unwrap();
 
     assert_eq!(runs::interrupt_running(&app.pool).await.unwrap(), 1);
     let state: String =
@@ -335,7 +439,11 @@ async fn a_restart_interrupts_running_steps_and_a_destructive_one_needs_approval
             .unwrap();
     assert_eq!(actor, "system");
 
-    let retried = step(&app.pool, run, 2, StepEvent::Retry, &olga)
+    let err = step(&app.pool, run, 2, StepEvent::Retry, &olga)
+        .await
+        .unwrap_err();
+    assert!(message(err).contains("runs only with a supervisor's approval"));
+    let retried = step(&app.pool, run, 2, StepEvent::RequestApproval, &olga)
         .await
         .unwrap();
     assert_eq!(retried.state, StepState::AwaitingApproval);

@@ -6,11 +6,14 @@
 //! - [`outcome`]: judging a finished command (expectations, captures). Pure.
 //! - [`view`]: a run as the run page shows it. Pure.
 //!
+//! - `gate`: the approval gate (requests, decisions, running under an approval).
+//!
 //! Rules kept here: steps run in order; a step whose `when` does not hold is
-//! skipped by the engine; a destructive step never starts from Run, Retry or a
-//! restart (the state machine refuses it); output is stored before it is shown.
+//! skipped by the engine; a destructive step starts only through a valid approval
+//! (never from Run, Retry or a restart); output is stored before it is shown.
 
 pub mod executor;
+mod gate;
 pub mod outcome;
 pub mod view;
 
@@ -42,8 +45,12 @@ pub enum StepCommand {
     Skip { reason: String },
     /// Declare an interrupted step done, with a reason.
     MarkDone { reason: String },
-    /// Ask for a supervisor's approval of a destructive step.
-    RequestApproval,
+    /// Ask for a supervisor's approval of a destructive step, saying why.
+    RequestApproval { justification: String },
+    /// Run a destructive step under approval `approval`.
+    RunApproved { approval: i64 },
+    /// Take back the step's open request for approval.
+    Withdraw { reason: String },
     /// Stop the running command.
     Stop,
 }
@@ -60,6 +67,18 @@ pub struct Engine {
     current: HashMap<String, Arc<Runbook>>,
     /// The stop switch of every running step, by run and position.
     running: Mutex<HashMap<(i64, i32), watch::Sender<bool>>>,
+    /// Told whenever a request for approval changes.
+    approvals: tokio::sync::broadcast::Sender<()>,
+    /// How long an approval stays valid once given.
+    approval_validity: chrono::Duration,
+}
+
+/// A step of a run, loaded for a command on it.
+struct StepContext {
+    run_id: i64,
+    position: i32,
+    record: RunRecord,
+    step: Step,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,8 +107,14 @@ fn conflict(message: impl Into<String>) -> ServiceError {
 }
 
 impl Engine {
-    /// An engine over `pool` that knows `runbooks` and reaches sites through `executor`.
-    pub fn new(pool: PgPool, runbooks: &[Runbook], executor: Arc<dyn Executor>) -> Arc<Self> {
+    /// An engine over `pool` that knows `runbooks` and reaches sites through
+    /// `executor`; approvals stay valid for `approval_validity` once given.
+    pub fn new(
+        pool: PgPool,
+        runbooks: &[Runbook],
+        executor: Arc<dyn Executor>,
+        approval_validity: chrono::Duration,
+    ) -> Arc<Self> {
         let current: HashMap<String, Arc<Runbook>> = runbooks
             .iter()
             .map(|r| (r.id.clone(), Arc::new(r.clone())))
@@ -105,6 +130,8 @@ impl Engine {
             runbooks: Mutex::new(known),
             current,
             running: Mutex::new(HashMap::new()),
+            approvals: tokio::sync::broadcast::channel(64).0,
+            approval_validity,
         })
     }
 
@@ -195,15 +222,27 @@ impl Engine {
         let record = runs::load(&self.pool, run_id).await?;
         let runbook = self.runbook_of(&record)?;
         let attempts = runs::attempts(&self.pool, run_id).await?;
-        Ok(view::run_view(record, &runbook, attempts))
+        let approvals = super::approvals::for_run(&self.pool, run_id).await?;
+        let break_glass = super::approvals::break_glass(&self.pool)
+            .await?
+            .remove(&record.summary.site);
+        Ok(view::run_view(
+            record,
+            &runbook,
+            attempts,
+            approvals,
+            break_glass,
+        ))
     }
 
-    /// Carries out the operator's `command` on step `position` of run `run_id`.
+    /// Carries out the operator's (user `user_id`'s) `command` on step `position`
+    /// of run `run_id`.
     pub async fn command(
         self: &Arc<Self>,
         run_id: i64,
         position: i32,
         command: StepCommand,
+        user_id: i64,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
         let record = runs::load(&self.pool, run_id).await?;
@@ -283,26 +322,39 @@ impl Engine {
                 .await?;
                 self.advance(run_id).await
             }
-            StepCommand::RequestApproval => {
+            StepCommand::RequestApproval { justification } => {
                 in_order()?;
-                let action = render_now(&step, position, &record)?;
-                let canonical = action.canonical();
-                let event = match row.state {
-                    StepState::Failed | StepState::Interrupted => StepEvent::Retry,
-                    _ => StepEvent::RequestApproval,
-                };
-                self.transition(
+                let ctx = StepContext {
                     run_id,
                     position,
-                    event,
-                    actor,
-                    TransitionInput {
-                        action: Some(&canonical),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                Ok(())
+                    record,
+                    step,
+                };
+                self.request_approval(&ctx, &justification, user_id, actor)
+                    .await
+            }
+            StepCommand::RunApproved { approval } => {
+                in_order()?;
+                let ctx = StepContext {
+                    run_id,
+                    position,
+                    record,
+                    step,
+                };
+                self.run_approved(ctx, approval, user_id, actor).await
+            }
+            StepCommand::Withdraw { reason } => {
+                let open = super::approvals::for_run(&self.pool, run_id)
+                    .await?
+                    .remove(&position)
+                    .and_then(|v| v.into_iter().rev().find(|a| a.state.is_open()));
+                match open {
+                    Some(a) => self.withdraw(a.id, actor, &reason).await,
+                    None => Err(conflict(format!(
+                        "Step {} has no open request for approval to withdraw.",
+                        i64::from(position) + 1
+                    ))),
+                }
             }
             StepCommand::Confirm { observation } => {
                 in_order()?;
@@ -372,33 +424,27 @@ impl Engine {
                         i64::from(position) + 1
                     )));
                 }
+                if step.destructive {
+                    return Err(super::approvals::refuse_without_approval(
+                        &self.pool, run_id, &step.id, actor,
+                    )
+                    .await);
+                }
                 let event = match row.state {
                     StepState::Failed | StepState::Interrupted => StepEvent::Retry,
                     _ => StepEvent::Run,
                 };
                 let action = render_now(&step, position, &record)?;
                 let canonical = action.canonical();
-                let host = match &action {
-                    RenderedAction::Shell { host, .. } | RenderedAction::Wait { host, .. } => {
-                        Some(host.clone())
-                    }
-                    _ => None,
+                let host = gate::host_of(&action);
+                let ctx = StepContext {
+                    run_id,
+                    position,
+                    record,
+                    step,
                 };
-                // The stop switch exists before the step is marked running, so a
-                // Stop that arrives at once is not lost.
-                let (stop, cancel) = CancelSignal::new();
-                {
-                    let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-                    if running.contains_key(&(run_id, position)) {
-                        return Err(conflict(format!(
-                            "Step {} is already running.",
-                            i64::from(position) + 1
-                        )));
-                    }
-                    running.insert((run_id, position), stop);
-                }
-                let started = self
-                    .transition(
+                self.launch(ctx, action, || {
+                    self.transition(
                         run_id,
                         position,
                         event,
@@ -409,30 +455,60 @@ impl Engine {
                             ..Default::default()
                         },
                     )
-                    .await;
-                let started = match started {
-                    Ok(t) if t.state == StepState::Running => t,
-                    other => {
-                        self.running
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&(run_id, position));
-                        return other.map(|_| ());
-                    }
-                };
-                let attempt_id = started.attempt_id.ok_or_else(|| {
-                    ServiceError::Internal("a running step without an attempt".into())
-                })?;
-                let engine = self.clone();
-                let site = record.summary.site.clone();
-                tokio::spawn(async move {
-                    engine
-                        .execute(run_id, position, attempt_id, site, step, action, cancel)
-                        .await;
-                });
-                Ok(())
+                })
+                .await
             }
         }
+    }
+
+    /// Starts an attempt of the step in `ctx` through `start` (which moves the step
+    /// to running and opens the attempt) and executes it in the background. The
+    /// stop switch exists before the step is marked running, so a Stop that
+    /// arrives at once is not lost.
+    async fn launch<F, Fut>(
+        self: &Arc<Self>,
+        ctx: StepContext,
+        action: RenderedAction,
+        start: F,
+    ) -> Result<(), ServiceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<runs::Transitioned, ServiceError>>,
+    {
+        let (run_id, position) = (ctx.run_id, ctx.position);
+        let (stop, cancel) = CancelSignal::new();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains_key(&(run_id, position)) {
+                return Err(conflict(format!(
+                    "Step {} is already running.",
+                    i64::from(position) + 1
+                )));
+            }
+            running.insert((run_id, position), stop);
+        }
+        let started = match start().await {
+            Ok(t) if t.state == StepState::Running => t,
+            other => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(run_id, position));
+                return other.map(|_| ());
+            }
+        };
+        let attempt_id = started
+            .attempt_id
+            .ok_or_else(|| ServiceError::Internal("a running step without an attempt".into()))?;
+        let engine = self.clone();
+        let site = ctx.record.summary.site.clone();
+        let step = ctx.step;
+        tokio::spawn(async move {
+            engine
+                .execute(run_id, position, attempt_id, site, step, action, cancel)
+                .await;
+        });
+        Ok(())
     }
 
     /// Cancels run `run_id`: its current step is cancelled (and stopped if it runs).

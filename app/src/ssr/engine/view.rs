@@ -2,6 +2,7 @@
 //! started from. Pure.
 
 use super::super::runs::RunRecord;
+use crate::model::approval::{ApprovalView, BreakGlassView};
 use crate::model::run::{current_step, operator_actions, StepState};
 use crate::model::run_view::{ActionView, AttemptView, RunStepView, RunView};
 use runbook::model::{Observation, StepAction};
@@ -71,6 +72,8 @@ pub fn run_view(
     record: RunRecord,
     runbook: &Runbook,
     mut attempts: BTreeMap<i32, Vec<AttemptView>>,
+    mut approvals: BTreeMap<i32, Vec<ApprovalView>>,
+    break_glass: Option<BreakGlassView>,
 ) -> RunView {
     let values = lookup(&record.parameters, &record.captures);
     let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
@@ -81,6 +84,7 @@ pub fn run_view(
         .map(|row| {
             let step = runbook.steps.iter().find(|s| s.id == row.step_id);
             let attempts = attempts.remove(&row.position).unwrap_or_default();
+            let approvals = approvals.remove(&row.position).unwrap_or_default();
             let Some(step) = step else {
                 return RunStepView {
                     position: row.position,
@@ -97,6 +101,8 @@ pub fn run_view(
                     actions: Vec::new(),
                     blocked: None,
                     attempts,
+                    approvals_needed: 0,
+                    approvals,
                 };
             };
             let action = render(step, values).map(|a| action_view(&a)).map_err(|u| {
@@ -133,6 +139,8 @@ pub fn run_view(
                 },
                 blocked,
                 attempts,
+                approvals_needed: step.approvals,
+                approvals,
             }
         })
         .collect();
@@ -143,5 +151,6 @@ pub fn run_view(
         parameters: record.parameters,
         captures: record.captures,
         steps,
+        break_glass: break_glass.filter(|b| b.enabled),
     }
 }
