@@ -1,5 +1,6 @@
 import { test, expect, Page, Browser } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 // The wizard on the built-in lab: scripts/test starts the portal with `serve --lab`
 // and passes the binary, its database and the lab's directory, so the tests can
@@ -174,6 +175,7 @@ test.describe.serial('Wizard on the lab', () => {
     await expect(install.getByTestId('command')).toHaveText(`crontab /var/tmp/crontab_pcrfclient01_${today}.txt`);
     await expect(install.getByTestId('host')).toHaveText('pcrfclient01');
     await expect(install.getByRole('button', { name: 'Run', exact: true })).toHaveCount(0);
+    await install.getByLabel('Justification *').fill('drill: the site team installs it by hand');
     await install.getByRole('button', { name: 'Request approval' }).click();
     await expect(install).toHaveAttribute('data-state', 'awaiting_approval');
 
@@ -189,5 +191,91 @@ test.describe.serial('Wizard on the lab', () => {
     await expect(page.getByTestId('run-state')).toHaveText('completed');
     await page.goto('/runs?state=finished');
     await expect(page.locator('table.runs')).toContainText('4. Restore cron jobs');
+  });
+
+  test('procedure 4 under approval: rejected, requested again, approved by another supervisor, run', async ({ browser }) => {
+    test.setTimeout(150_000);
+    // The operators' own OpenSSH reaches the lab's VMs through cluman.
+    const ssh = (command: string) =>
+      execFileSync('ssh', ['-F', `${LAB_DIR}/ssh_config`, 'pcrfclient01', command], { encoding: 'utf8' });
+    // pcrfclient01 lost its crontab: that is what the run restores.
+    ssh('crontab -r || true');
+    expect(ssh('crontab -l 2>/dev/null || true')).toBe('');
+
+    const today = new Date().toISOString().slice(0, 10);
+    const page = await signedIn(browser, 'wendy');
+    const supervisor = await signedIn(browser, 'sam');
+    await supervisor.goto('/approvals');
+    await supervisor.locator('body[data-hydrated]').waitFor();
+    await expect(supervisor.getByTestId('no-requests')).toBeVisible();
+
+    const run = await startRun(page, 'restore-cron', async (p) => {
+      await p.locator('#param-site').fill('lab');
+      await p.locator('#param-backup_date').fill(today);
+      await p.locator('#param-target').selectOption('pcrfclient01');
+    });
+    for (const id of ['show-current', 'copy-crontab']) {
+      await step(page, id).getByRole('button', { name: 'Run' }).click();
+      await expect(step(page, id)).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    }
+    const install = step(page, 'install-crontab');
+    const command = `crontab /var/tmp/crontab_pcrfclient01_${today}.txt`;
+    await install.getByLabel('Justification *').fill('pcrfclient01 lost its crontab in the rebuild');
+    await install.getByRole('button', { name: 'Request approval' }).click();
+    await expect(install).toHaveAttribute('data-state', 'awaiting_approval');
+    await expect(install.getByTestId('approval-state').first()).toHaveText('waiting for approval');
+    const operatorHash = (await install.getByTestId('action-hash').first().textContent())!.trim();
+    expect(operatorHash).toMatch(/^[0-9a-f]{64}$/);
+
+    // The request appears on the supervisor's page without a reload, with the count
+    // in the navigation, the exact action and its hash, and the run so far.
+    const card = supervisor.locator(`section.approval-request[data-run="${run}"]`);
+    await expect(card).toBeVisible({ timeout: 15_000 });
+    await expect(supervisor.getByTestId('approvals-count')).toHaveText('1');
+    await expect(card.getByTestId('command')).toHaveText(command);
+    await expect(card.getByTestId('host')).toHaveText('pcrfclient01');
+    await expect(card.getByTestId('action-hash').first()).toHaveText(operatorHash);
+    await expect(card.locator('.justification')).toContainText('lost its crontab in the rebuild');
+    await expect(card).toContainText('asked by wendy');
+    await card.locator('details.run-so-far > summary').click();
+    await expect(card.locator('.earlier-steps > li')).toHaveCount(2);
+    await supervisor.screenshot({ path: '../target/e2e-results/approvals-page.png', fullPage: true });
+
+    // Rejected with a reason: the operator sees it at once, and nothing ran.
+    await card.getByLabel('Reason *').fill('check the backup date first');
+    await card.getByRole('button', { name: 'Reject' }).click();
+    await expect(supervisor.getByTestId('no-requests')).toBeVisible();
+    await expect(install).toHaveAttribute('data-state', 'pending', { timeout: 15_000 });
+    await expect(install.locator('details.approval-rejected')).toContainText('check the backup date first');
+    expect(ssh('crontab -l 2>/dev/null || true')).toBe('');
+
+    // Requested again, approved by the supervisor, run by the operator.
+    await install.getByLabel('Justification *').fill('checked: the backup of today is complete');
+    await install.getByRole('button', { name: 'Request approval again' }).click();
+    await expect(install).toHaveAttribute('data-state', 'awaiting_approval');
+    await expect(card).toBeVisible({ timeout: 15_000 });
+    await expect(card.locator('.justification')).toContainText('backup of today is complete');
+    await card.getByLabel('Comment').fill('go ahead');
+    await card.getByRole('button', { name: 'Approve this exact action' }).click();
+    await expect(supervisor.getByTestId('no-requests')).toBeVisible();
+
+    const runIt = install.getByRole('button', { name: /^Run under approval #\d+$/ });
+    await expect(runIt).toBeVisible({ timeout: 15_000 });
+    await expect(install.locator('details.approval-approved')).toContainText('sam approved');
+    await runIt.click();
+    await expect(install).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(install.locator('.under-approval')).toBeVisible();
+    await expect(install.getByTestId('approval-state').first()).toHaveText('used');
+
+    // The crontab on the lab's VM is the saved one now.
+    const saved = readFileSync(`${process.env.PORTAL_BACKUP_STORE}/lab/${today}/crontab_pcrfclient01.txt`, 'utf8');
+    expect(saved.trim().length).toBeGreaterThan(0);
+    expect(ssh('crontab -l')).toBe(saved);
+    await page.screenshot({ path: '../target/e2e-results/approved-run.png', fullPage: true });
+
+    const check = step(page, 'check-crontab');
+    await check.getByRole('button', { name: 'Run' }).click();
+    await expect(check).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
+    await expect(page.getByTestId('run-state')).toHaveText('completed');
   });
 });

@@ -286,6 +286,7 @@ async fn session_channel(
             ChannelMsg::RequestPty { .. } => pty = true,
             ChannelMsg::Exec { command, .. } => {
                 let command = String::from_utf8_lossy(&command).into_owned();
+                shared.state.record_exec(&vm, &command);
                 let shell = Shell::new(
                     &vm,
                     shared.state.clone(),

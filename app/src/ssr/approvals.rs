@@ -182,6 +182,16 @@ pub async fn decide(
     input: DecisionInput<'_>,
     validity: Duration,
 ) -> Result<i64, ServiceError> {
+    // Said before anything about the request, so nobody else learns which exist.
+    if !who
+        .role
+        .permits(crate::model::Permission::ApproveDestructiveSteps)
+    {
+        let refusal = Refusal::NotASupervisor {
+            role: who.role.as_str().to_string(),
+        };
+        return Err(refuse(pool, id, None, actor, refusal, input.decision.as_str()).await);
+    }
     let mut tx = pool.begin().await?;
     let Some(locked) = lock(&mut tx, id).await? else {
         return Err(AppError::NotFound(format!("There is no approval request {id}.")).into());
@@ -598,6 +608,12 @@ async fn refuse(
             needed: "approve or reject destructive steps".into(),
         }
         .into(),
+        Refusal::RejectionNeedsReason => {
+            AppError::invalid("Reason", Refusal::RejectionNeedsReason).into()
+        }
+        Refusal::BreakGlassNeedsReason => {
+            AppError::invalid("Break-glass reason", Refusal::BreakGlassNeedsReason).into()
+        }
         Refusal::Unknown => {
             AppError::NotFound(format!("Approval {id} was refused: {}.", Refusal::Unknown)).into()
         }

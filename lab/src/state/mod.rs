@@ -141,6 +141,9 @@ impl Site {
 #[derive(Clone)]
 pub struct SiteState {
     inner: Arc<Mutex<Site>>,
+    /// Every command a VM was asked to execute, in order, as (VM, command): what
+    /// sshd would log. Tests use it to show that something never reached a host.
+    journal: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl std::fmt::Debug for SiteState {
@@ -160,6 +163,7 @@ impl SiteState {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Mutex::new(initial::site())),
+            journal: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -198,6 +202,25 @@ impl SiteState {
             h.fs.mkdir(vfs::parent(&path), true)?;
             h.fs.write(&path, data, false)
         })
+    }
+
+    /// Notes that `vm` was asked to execute `command`.
+    pub fn record_exec(&self, vm: &str, command: &str) {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((vm.to_string(), command.to_string()));
+    }
+
+    /// The commands `vm` was asked to execute, in order.
+    pub fn commands_received(&self, vm: &str) -> Vec<String> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(h, _)| h == vm)
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     /// Whether every monit service on every VM is monitored.

@@ -2,11 +2,13 @@
 //! (`#[sqlx::test]` creates one per test from DATABASE_URL and applies `migrations/`).
 //! One test binary, so linking happens once.
 
+mod approvals;
 mod audit_store;
 mod auth;
 mod cli;
 mod health;
 mod helpers;
+mod lab_portal;
 mod pages;
 mod roles;
 mod runbooks;

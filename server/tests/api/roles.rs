@@ -105,6 +105,28 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[("run", "1"), ("position", "0"), ("command", "run")],
     ),
     (
+        "/api/runs/parameter",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("run", "1"), ("name", "x"), ("value", "y"), ("reason", "z")],
+    ),
+    (
+        "/api/approvals/list",
+        Admits::Roles(&[Role::Supervisor]),
+        &[],
+    ),
+    ("/api/approvals/show", Admits::SignedIn, &[("id", "1")]),
+    ("/api/approvals/count", Admits::SignedIn, &[]),
+    (
+        "/api/approvals/decide",
+        Admits::Roles(&[Role::Supervisor]),
+        &[("id", "1"), ("decision", "approve")],
+    ),
+    (
+        "/api/sites/break_glass",
+        Admits::Roles(&[Role::Admin]),
+        &[("site", "nowhere"), ("reason", "drill")],
+    ),
+    (
         "/api/runs/cancel",
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[("run", "1"), ("reason", "drill over")],

@@ -1,0 +1,127 @@
+//! A portal on its own database with the lab as its site, and the calls the
+//! wizard tests make through it, as an operator's browser would.
+
+use crate::helpers::*;
+use app::model::run::StepState;
+use app::model::run_view::RunView;
+use reqwest::StatusCode;
+use server::exec::executor::SiteExecutor;
+use server::exec::site;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct LabPortal {
+    pub app: TestApp,
+    pub lab: lab::Lab,
+    pub store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn portal_with_lab(pool: PgPool) -> LabPortal {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let store = dir.path().join("store");
+    let lab = lab::Lab::start_with_pace(&lab_dir, lab::Pace::instant())
+        .await
+        .unwrap();
+    lab.write_out(&lab_dir).unwrap();
+    lab.seed_backup_store(&store, "lab", "2026-11-26").unwrap();
+    let sites = site::parse("lab", &lab.sites_toml("lab"), &lab_dir).unwrap();
+    let executor = SiteExecutor::new(sites, store.clone())
+        .unwrap()
+        .with_lab(lab.faults());
+    let app = spawn_app_on(pool, &[], Arc::new(executor)).await;
+    LabPortal {
+        app,
+        lab,
+        store,
+        _dir: dir,
+    }
+}
+
+pub async fn start(b: &Browser, runbook: &str, params: &[(&str, &str)]) -> i64 {
+    let mut form: Vec<(String, String)> = vec![
+        ("runbook".into(), runbook.into()),
+        ("site".into(), "lab".into()),
+    ];
+    for (k, v) in params {
+        form.push((format!("params[{k}]"), v.to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = b.call("/api/runs/start", &form).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    r.json().await.unwrap()
+}
+
+pub async fn show(b: &Browser, run: i64) -> RunView {
+    let r = b.call("/api/runs/show", &[("id", &run.to_string())]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+pub async fn command(
+    b: &Browser,
+    run: i64,
+    position: i32,
+    cmd: &str,
+    text: &str,
+) -> reqwest::Response {
+    b.call(
+        "/api/runs/step",
+        &[
+            ("run", &run.to_string()),
+            ("position", &position.to_string()),
+            ("command", cmd),
+            ("text", text),
+        ],
+    )
+    .await
+}
+
+/// Waits until step `position` is no longer running.
+pub async fn settled(b: &Browser, run: i64, position: usize) -> RunView {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = show(b, run).await;
+        if v.steps[position].state != StepState::Running {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "step {position} still running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn output(v: &RunView, position: usize) -> String {
+    v.steps[position]
+        .attempts
+        .last()
+        .map(|a| a.output.iter().map(|c| c.text.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// What an operator would enter on the lab for a parameter nobody defaulted.
+pub fn lab_value(p: &runbook::model::Parameter, date: &str) -> Option<String> {
+    use runbook::model::ParamKind;
+    let chosen = match p.name.as_str() {
+        "site" => Some("lab".to_string()),
+        "date" | "backup_date" => Some(date.to_string()),
+        "backup_file" => Some(format!("/var/tmp/backup/lab_backup_all_{date}.tar.gz")),
+        "component" => Some(lab::state::topology::PATCH_COMPONENT.to_string()),
+        "vm_name" | "stack" => Some("pcrfclient01".to_string()),
+        _ => None,
+    };
+    match (&p.default, &p.kind) {
+        (Some(d), ParamKind::Date) if d == "today" => Some(date.to_string()),
+        (Some(d), _) => Some(d.clone()),
+        (None, _) => chosen.or_else(|| match &p.kind {
+            ParamKind::Enum(v) => v.first().cloned(),
+            ParamKind::Host => runbook::hosts::KNOWN_HOSTS
+                .iter()
+                .find(|h| p.pattern.as_ref().is_none_or(|pat| pat.regex().is_match(h)))
+                .map(|h| h.to_string()),
+            _ => None,
+        }),
+    }
+}
