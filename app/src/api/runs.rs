@@ -116,7 +116,10 @@ pub async fn command_step(
             run,
             position,
             command,
-            user.id,
+            crate::model::approval::Decider {
+                user_id: user.id,
+                role: user.role,
+            },
             &Actor::User(user.username.clone()),
         )
         .await?;

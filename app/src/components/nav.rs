@@ -14,13 +14,11 @@ use leptos_router::components::A;
 #[component]
 pub fn NavBar() -> impl IntoView {
     let auth = expect_context::<AuthContext>();
-    // The count of requests the user could decide, kept live; only fetched in the
-    // browser, so server rendering and hydration agree (no badge at first).
+    // The count of requests the user could decide, kept live. A plain signal set
+    // by an effect (effects run only in the browser), so server rendering and
+    // hydration agree (no badge at first) and no suspense waits for it.
     let reload = RwSignal::new(0u32);
-    let count = LocalResource::new(move || {
-        reload.get();
-        count_approvals()
-    });
+    let count = RwSignal::new(0i64);
     Effect::new(move |following: Option<bool>| {
         if following == Some(true) {
             return true;
@@ -36,12 +34,17 @@ pub fn NavBar() -> impl IntoView {
             _ => false,
         }
     });
+    Effect::new(move |_| {
+        reload.get();
+        leptos::task::spawn_local(async move {
+            if let Ok(n) = count_approvals().await {
+                count.set(n);
+            }
+        });
+    });
     let badge = move || {
-        count
-            .get()
-            .and_then(|r| r.ok())
-            .filter(|n| *n > 0)
-            .map(|n| view! { <span class="count-badge" data-testid="approvals-count" aria-label=format!("{n} waiting")>{n}</span> })
+        let n = count.get();
+        (n > 0).then(|| view! { <span class="count-badge" data-testid="approvals-count" aria-label=format!("{n} waiting")>{n}</span> })
     };
     let links = move |me: Me| {
         let usable = !me.must_change_password;

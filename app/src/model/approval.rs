@@ -212,6 +212,8 @@ pub enum Refusal {
     RunbookChanged,
     #[error("only the operator who requested the approval runs the step under it")]
     NotRequester,
+    #[error("only the operator who requested the approval, or a supervisor, may withdraw it")]
+    NotRequesterOrSupervisor,
 }
 
 impl Refusal {

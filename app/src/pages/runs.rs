@@ -185,15 +185,22 @@ fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl 
     }
 }
 
-fn step_buttons(
+/// What every step card of a run page shares.
+#[derive(Clone)]
+struct StepCtx {
     run_id: i64,
-    s: &RunStepView,
+    live: RwSignal<LiveOutput>,
     command: ServerAction<CommandStep>,
     can_operate: bool,
-    me: &str,
+    /// The signed-in user's name.
+    me: String,
     drafts: Drafts,
-) -> AnyView {
-    if !can_operate {
+}
+
+fn step_buttons(s: &RunStepView, ctx: &StepCtx) -> AnyView {
+    let (run_id, command, drafts) = (ctx.run_id, ctx.command, ctx.drafts);
+    let me = ctx.me.as_str();
+    if !ctx.can_operate {
         return ().into_any();
     }
     let position = s.position;
@@ -302,16 +309,8 @@ fn step_buttons(
     view! { <div class="step-buttons">{buttons}</div> }.into_any()
 }
 
-fn step_card(
-    run_id: i64,
-    s: RunStepView,
-    current: bool,
-    live: RwSignal<LiveOutput>,
-    command: ServerAction<CommandStep>,
-    can_operate: bool,
-    me: &str,
-    drafts: Drafts,
-) -> impl IntoView {
+fn step_card(s: RunStepView, current: bool, ctx: &StepCtx) -> impl IntoView {
+    let live = ctx.live;
     let class = format!(
         "run-step state-{}{}{}",
         s.state.as_str(),
@@ -319,7 +318,7 @@ fn step_card(
         if current { " current" } else { "" }
     );
     let last = s.attempts.len();
-    let buttons = step_buttons(run_id, &s, command, can_operate, me, drafts);
+    let buttons = step_buttons(&s, ctx);
     let approvals = approvals_view(&s.approvals);
     let open_all = current
         || matches!(
@@ -371,6 +370,14 @@ fn run_body(
 ) -> AnyView {
     let run_id = v.summary.id;
     let current = v.current;
+    let ctx = StepCtx {
+        run_id,
+        live,
+        command,
+        can_operate,
+        me,
+        drafts,
+    };
     let active = v.summary.state == RunState::Active;
     view! {
         <Title text=format!("Run #{} · {}", run_id, v.summary.runbook_title)/>
@@ -441,7 +448,7 @@ fn run_body(
                 <ol class="run-steps">
                     {v.steps.into_iter().map(|s| {
                         let is_current = Some(s.position as usize) == current;
-                        step_card(run_id, s, is_current, live, command, can_operate, &me, drafts)
+                        step_card(s, is_current, &ctx)
                     }).collect_view()}
                 </ol>
             </section>

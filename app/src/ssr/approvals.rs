@@ -116,6 +116,13 @@ pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<
     Ok(id)
 }
 
+/// The database's clock: expiry is set, checked and swept on one clock.
+async fn database_now(tx: &mut Transaction<'_, Postgres>) -> Result<DateTime<Utc>, ServiceError> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
 /// A request read under lock.
 struct Locked {
     facts: ApprovalFacts,
@@ -190,13 +197,33 @@ pub async fn decide(
         let refusal = Refusal::NotASupervisor {
             role: who.role.as_str().to_string(),
         };
-        return Err(refuse(pool, id, None, actor, refusal, input.decision.as_str()).await);
+        return Err(refuse(
+            pool,
+            id,
+            None,
+            actor,
+            refusal,
+            input.decision.as_str(),
+            Target::default(),
+        )
+        .await);
     }
     let mut tx = pool.begin().await?;
     let Some(locked) = lock(&mut tx, id).await? else {
-        return Err(AppError::NotFound(format!("There is no approval request {id}.")).into());
+        drop(tx);
+        return Err(refuse(
+            pool,
+            id,
+            None,
+            actor,
+            Refusal::Unknown,
+            input.decision.as_str(),
+            Target::default(),
+        )
+        .await);
     };
     let site_enabled = break_glass_enabled(&mut tx, &locked.site).await?;
+    let now = database_now(&mut tx).await?;
     let text = input.text.trim();
     let reason = input
         .break_glass_reason
@@ -211,7 +238,7 @@ pub async fn decide(
             site_enabled,
             reason,
         },
-        Utc::now(),
+        now,
     ) {
         Ok(effect) => effect,
         Err(refusal) => {
@@ -223,6 +250,7 @@ pub async fn decide(
                 actor,
                 refusal,
                 input.decision.as_str(),
+                Target::default(),
             )
             .await);
         }
@@ -237,7 +265,8 @@ pub async fn decide(
         }
     );
     sqlx::query(
-        "INSERT INTO approval_decisions (request_id, user_id, decision, text, break_glass_reason) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO approval_decisions (request_id, user_id, decision, text, break_glass_reason) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (request_id, user_id) DO UPDATE SET decision = $3, text = $4, break_glass_reason = $5, at = now()",
     )
     .bind(id)
     .bind(who.user_id)
@@ -248,7 +277,7 @@ pub async fn decide(
     .await?;
     match effect {
         DecisionEffect::Approval { complete, .. } => {
-            let expires_at = complete.then(|| Utc::now() + validity);
+            let expires_at = complete.then(|| now + validity);
             sqlx::query(
                 "UPDATE approval_requests SET break_glass = break_glass OR $2, \
                  state = CASE WHEN $3 THEN 'approved' ELSE state END, \
@@ -315,6 +344,7 @@ pub async fn decide(
 pub async fn withdraw(
     pool: &PgPool,
     id: i64,
+    who: Decider,
     actor: &Actor,
     reason: &str,
 ) -> Result<i64, ServiceError> {
@@ -322,6 +352,23 @@ pub async fn withdraw(
     let Some(locked) = lock(&mut tx, id).await? else {
         return Err(AppError::NotFound(format!("There is no approval request {id}.")).into());
     };
+    if who.user_id != locked.facts.request.requested_by
+        && !who
+            .role
+            .permits(crate::model::Permission::ApproveDestructiveSteps)
+    {
+        drop(tx);
+        return Err(refuse(
+            pool,
+            id,
+            Some(&locked),
+            actor,
+            Refusal::NotRequesterOrSupervisor,
+            "withdraw",
+            Target::default(),
+        )
+        .await);
+    }
     let state = locked.facts.request.state;
     if !state.is_open() {
         return Err(AppError::Conflict(format!(
@@ -450,6 +497,12 @@ pub(crate) async fn void_if_changed(
     let Some(locked) = lock(tx, id).await? else {
         return Ok(false);
     };
+    // Decided, used or withdrawn while this waited for the lock: nothing to void.
+    if !locked.facts.request.state.is_open()
+        || current_hash.is_some_and(|h| h == locked.facts.action_hash)
+    {
+        return Ok(false);
+    }
     end_locked(tx, id, &locked, ApprovalState::Voided, actor, why).await?;
     Ok(true)
 }
@@ -479,7 +532,19 @@ pub async fn start_under(
     let mut tx = pool.begin().await?;
     let Some(locked) = lock(&mut tx, id).await? else {
         drop(tx);
-        return Err(refuse(pool, id, None, actor, Refusal::Unknown, "execute").await);
+        return Err(refuse(
+            pool,
+            id,
+            None,
+            actor,
+            Refusal::Unknown,
+            "execute",
+            Target {
+                run_id: Some(e.run_id),
+                position: Some(e.position),
+            },
+        )
+        .await);
     };
     let attempts: Option<i32> = sqlx::query_scalar(
         "SELECT attempts FROM run_steps WHERE run_id = $1 AND position = $2 FOR UPDATE",
@@ -504,9 +569,22 @@ pub async fn start_under(
         action_hash: e.action_hash,
         user_id: e.user_id,
     };
-    if let Err(refusal) = check_execution(id, &locked.facts, &target, Utc::now()) {
+    let now = database_now(&mut tx).await?;
+    if let Err(refusal) = check_execution(id, &locked.facts, &target, now) {
         drop(tx);
-        return Err(refuse(pool, id, Some(&locked), actor, refusal, "execute").await);
+        return Err(refuse(
+            pool,
+            id,
+            Some(&locked),
+            actor,
+            refusal,
+            "execute",
+            Target {
+                run_id: Some(e.run_id),
+                position: Some(e.position),
+            },
+        )
+        .await);
     }
     let recorded: Result<Transitioned, ServiceError> = async {
         sqlx::query(
@@ -557,8 +635,16 @@ pub async fn start_under(
     })
 }
 
-/// Audits a refusal (and ends the request when the refusal means it can never be
-/// used), in a transaction of its own; returns the error the caller answers with.
+/// Where a refused call was aimed: the run and step it named, when it named one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Target {
+    run_id: Option<i64>,
+    position: Option<i32>,
+}
+
+/// Audits a refusal, then ends the request when the refusal means it can never be
+/// used (each in a transaction of its own, so the audit event is written even when
+/// ending the request fails); returns the error the caller answers with.
 async fn refuse(
     pool: &PgPool,
     id: i64,
@@ -566,46 +652,59 @@ async fn refuse(
     actor: &Actor,
     refusal: Refusal,
     during: &str,
+    target: Target,
 ) -> ServiceError {
-    let recorded: Result<(), ServiceError> = async {
-        let mut tx = pool.begin().await?;
-        let (run_id, step_id) = match locked {
-            Some(l) => (Some(l.facts.run_id), Some(l.step_id.clone())),
-            None => (None, None),
-        };
-        if let (Some(end), Some(_)) = (refusal.ends_request(), locked) {
+    let subject_of = match locked {
+        Some(l) => subject(l.facts.run_id, &l.step_id, id),
+        None => format!("approval:{id}"),
+    };
+    let event = NewEvent::new(
+        actor,
+        AuditAction::Approval(ApprovalEvent::Refused),
+        subject_of,
+        json!({
+            "approval": id, "during": during, "refusal": refusal.to_string(), "rule": refusal,
+            "target_run": target.run_id, "target_step": target.position.map(|p| i64::from(p) + 1),
+        }),
+    );
+    if let Err(e) = audit::append_alone(pool, event).await {
+        tracing::error!(approval = id, error = %e, "a refusal could not be audited");
+    }
+    if let (Some(end), Some(_)) = (refusal.ends_request(), locked) {
+        let ended: Result<(), ServiceError> = async {
+            let mut tx = pool.begin().await?;
             // Read again under lock: it may have changed since the refused transaction.
             if let Some(again) = lock(&mut tx, id).await? {
                 if again.facts.request.state.is_open() {
-                    end_locked(&mut tx, id, &again, end, &Actor::System, &refusal.to_string())
-                        .await?;
+                    end_locked(
+                        &mut tx,
+                        id,
+                        &again,
+                        end,
+                        &Actor::System,
+                        &refusal.to_string(),
+                    )
+                    .await?;
                 }
             }
+            tx.commit().await?;
+            Ok(())
         }
-        audit::append(
-            &mut tx,
-            NewEvent::new(
-                actor,
-                AuditAction::Approval(ApprovalEvent::Refused),
-                match (run_id, &step_id) {
-                    (Some(r), Some(s)) => subject(r, s, id),
-                    _ => format!("approval:{id}"),
-                },
-                json!({ "approval": id, "during": during, "refusal": refusal.to_string(), "rule": refusal }),
-            ),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    if let Err(e) = recorded {
-        tracing::error!(approval = id, error = %e, "a refusal could not be audited");
+        .await;
+        if let Err(e) = ended {
+            tracing::error!(approval = id, error = %e, "a refused approval could not be ended");
+        }
     }
     match refusal {
         Refusal::NotASupervisor { role } => AppError::Forbidden {
             role,
             needed: "approve or reject destructive steps".into(),
+        }
+        .into(),
+        Refusal::NotRequesterOrSupervisor => AppError::Forbidden {
+            role: "operator".into(),
+            needed: "withdraw another operator's request (only its requester or a supervisor may)"
+                .into(),
         }
         .into(),
         Refusal::RejectionNeedsReason => {
@@ -619,6 +718,35 @@ async fn refuse(
         }
         other => AppError::Conflict(format!("Approval {id} was refused: {other}.")).into(),
     }
+}
+
+/// At start: steps awaiting approval without an open request (left by an older
+/// portal, or by a crash between two writes) go back to pending, audited, so the
+/// operator can request approval again. Returns how many.
+pub async fn release_stranded(pool: &PgPool) -> Result<usize, ServiceError> {
+    let stranded: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT s.run_id, s.position FROM run_steps s JOIN runs r ON r.id = s.run_id \
+         WHERE s.state = 'awaiting_approval' AND r.state = 'active' AND NOT EXISTS \
+         (SELECT 1 FROM approval_requests a WHERE a.run_id = s.run_id AND a.position = s.position \
+          AND a.state IN ('pending', 'approved'))",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (run_id, position) in &stranded {
+        runs::transition(
+            pool,
+            *run_id,
+            *position,
+            StepEvent::ApprovalEnded,
+            &Actor::System,
+            TransitionInput {
+                reason: None,
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    Ok(stranded.len())
 }
 
 /// A destructive step was asked to run without an approval: audited and refused.
@@ -645,31 +773,43 @@ pub async fn refuse_without_approval(
 /// Returns the runs that changed.
 pub async fn expire_due(pool: &PgPool) -> Result<Vec<i64>, ServiceError> {
     let mut runs_changed = Vec::new();
+    let mut after = 0i64;
     loop {
         let mut tx = pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM approval_requests WHERE state = 'approved' AND expires_at <= now() \
+            "SELECT id FROM approval_requests WHERE state = 'approved' AND expires_at <= clock_timestamp() AND id > $1 \
              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
+        .bind(after)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
             return Ok(runs_changed);
         };
-        let Some(locked) = lock(&mut tx, id).await? else {
-            return Ok(runs_changed);
-        };
-        end_locked(
-            &mut tx,
-            id,
-            &locked,
-            ApprovalState::Expired,
-            &Actor::System,
-            "not used before it expired",
-        )
-        .await?;
-        tx.commit().await?;
-        runs_changed.push(locked.facts.run_id);
+        after = id;
+        // One request that cannot be expired (logged) does not hold up the others;
+        // execution refuses it by its time anyway.
+        let expired: Result<i64, ServiceError> = async {
+            let locked = lock(&mut tx, id)
+                .await?
+                .ok_or_else(|| ServiceError::Internal(format!("approval {id} vanished")))?;
+            end_locked(
+                &mut tx,
+                id,
+                &locked,
+                ApprovalState::Expired,
+                &Actor::System,
+                "not used before it expired",
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(locked.facts.run_id)
+        }
+        .await;
+        match expired {
+            Ok(run_id) => runs_changed.push(run_id),
+            Err(e) => tracing::error!(approval = id, error = %e, "cannot expire an approval"),
+        }
     }
 }
 

@@ -134,6 +134,16 @@ pub async fn transition_in(
     actor: &Actor,
     input: TransitionInput<'_>,
 ) -> Result<Transitioned, ServiceError> {
+    // Locks are taken request first, then step and run, everywhere (see
+    // `approvals`): a skip or cancel that ends an open request must not wait for
+    // the step while a supervisor's decision holds the request.
+    sqlx::query(
+        "SELECT id FROM approval_requests WHERE run_id = $1 AND position = $2 AND state IN ('pending', 'approved') FOR UPDATE",
+    )
+    .bind(run_id)
+    .bind(position)
+    .fetch_all(&mut **tx)
+    .await?;
     let row = sqlx::query(
         "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state FROM run_steps s JOIN runs r ON r.id = s.run_id \
          WHERE s.run_id = $1 AND s.position = $2 FOR UPDATE OF s, r",
@@ -257,7 +267,7 @@ pub async fn transition_in(
     )
     .await?;
 
-    let states = step_states(&mut **tx, run_id).await?;
+    let states = step_states(tx, run_id).await?;
     let now_state = run_state(&states);
     if now_state != RunState::Active {
         let (name, action) = match now_state {

@@ -97,6 +97,10 @@ pub async fn serve(
     if interrupted > 0 {
         tracing::warn!(interrupted, "steps that were running when the portal stopped are marked interrupted; their operators decide what follows");
     }
+    let released = app::ssr::approvals::release_stranded(&pool).await?;
+    if released > 0 {
+        tracing::warn!(released, "steps awaiting approval without an open request are pending again; their operators request approval again");
+    }
     let mut sites = load_sites(&settings)?;
     // The lab lives as long as the portal: it is dropped when `serve` returns.
     let lab = if with_lab {

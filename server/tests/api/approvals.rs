@@ -181,6 +181,14 @@ async fn only_another_supervisor_approves_and_a_rejection_needs_a_new_request(po
         .await;
     }
     assert_eq!(audited(&p.app, "approval.refused").await.len(), 4);
+    // So is a decision on a request that does not exist.
+    refusal(
+        decide(&sam, 999_999, "approve", "", None).await,
+        StatusCode::NOT_FOUND,
+        "no such approval",
+    )
+    .await;
+    assert_eq!(audited(&p.app, "approval.refused").await.len(), 5);
     // The supervisors' page is theirs alone.
     assert_eq!(
         olga.call("/api/approvals/list", &[]).await.status(),
@@ -255,6 +263,15 @@ async fn only_another_supervisor_approves_and_a_rejection_needs_a_new_request(po
         "only the operator who requested",
     )
     .await;
+    // Nor may another operator withdraw it.
+    refusal(
+        command(&oscar, run, 2, "withdraw", "mine now").await,
+        StatusCode::FORBIDDEN,
+        "only its requester or a supervisor",
+    )
+    .await;
+    let refused = audited(&p.app, "approval.refused").await;
+    assert_eq!(refused.last().unwrap()["during"], "withdraw");
     assert_eq!(crontab(&p), before, "nothing ran yet");
 
     let r = run_under(&olga, run, 2, b.id).await;
@@ -411,6 +428,18 @@ async fn used_expired_and_forged_approvals_are_refused(pool: PgPool) {
         "0 of the 1 supervisor approvals",
     )
     .await;
+    // Skipping the step ends its open request.
+    assert_eq!(
+        command(&olga, run, 2, "skip", "done by hand")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let v = show(&olga, run).await;
+    assert_eq!(
+        v.steps[2].approvals.last().map(|a| (a.id, a.state)),
+        Some((d.id, ApprovalState::Withdrawn))
+    );
     let refused = audited(&p.app, "approval.refused").await;
     let rules: Vec<&str> = refused
         .iter()
@@ -654,6 +683,26 @@ async fn four_eyes_quorum_withdrawal_and_break_glass(pool: PgPool) {
         "1 of the 2 supervisor approvals",
     )
     .await;
+    // A supervisor may change their mind: the rejection ends the request.
+    assert_eq!(
+        decide(
+            &sam,
+            q.id,
+            "reject",
+            "second thoughts: check the backup first",
+            None
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    let v = show(&olga, db).await;
+    assert_eq!(v.steps[position as usize].state, StepState::Pending);
+    let q = request(&olga, db, position, "backup checked").await;
+    assert_eq!(
+        decide(&sam, q.id, "approve", "", None).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         decide(&sue, q.id, "approve", "", None).await.status(),
         StatusCode::OK
@@ -672,7 +721,7 @@ async fn four_eyes_quorum_withdrawal_and_break_glass(pool: PgPool) {
     let v = show(&olga, db).await;
     assert_eq!(v.summary.state, RunState::Cancelled);
     assert_eq!(
-        v.steps[position as usize].approvals[0].state,
+        v.steps[position as usize].approvals[1].state,
         ApprovalState::Withdrawn
     );
     p.lab.shutdown().await;
@@ -859,5 +908,45 @@ async fn procedure_3_runs_to_the_end_with_an_operator_and_a_supervisor(pool: PgP
         p.lab.state().all_monitored(),
         "monit watches everything again"
     );
+    p.lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_step_left_awaiting_approval_without_a_request_is_released_at_start(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let run = cron_run(&p, &olga, false).await;
+    // As an older portal left it: awaiting approval, with no request.
+    sqlx::query(
+        "UPDATE run_steps SET state = 'awaiting_approval' WHERE run_id = $1 AND position = 2",
+    )
+    .bind(run)
+    .execute(&p.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        app::ssr::approvals::release_stranded(&p.app.pool)
+            .await
+            .unwrap(),
+        1
+    );
+    let v = show(&olga, run).await;
+    assert_eq!(v.steps[2].state, StepState::Pending);
+    let ended: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM audit_events WHERE action = 'step.approval_ended' ORDER BY id",
+    )
+    .fetch_all(&p.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, ["system"]);
+    // A step with its request open is left alone.
+    let a = request(&olga, run, 2, "now properly").await;
+    assert_eq!(
+        app::ssr::approvals::release_stranded(&p.app.pool)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(open_approval(&show(&olga, run).await, 2).id, a.id);
     p.lab.shutdown().await;
 }

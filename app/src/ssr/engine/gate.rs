@@ -167,11 +167,20 @@ impl Engine {
         result.map(|_| ())
     }
 
-    /// Withdraws request `id`.
-    pub async fn withdraw(&self, id: i64, actor: &Actor, reason: &str) -> Result<(), ServiceError> {
-        let run_id = approvals::withdraw(&self.pool, id, actor, reason).await?;
-        self.published(run_id);
-        Ok(())
+    /// Withdraws request `id` (its requester, or a supervisor).
+    pub async fn withdraw(
+        &self,
+        id: i64,
+        who: Decider,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let result = approvals::withdraw(&self.pool, id, who, actor, reason).await;
+        if let Ok(run_id) = &result {
+            self.hub.changed(*run_id);
+        }
+        self.approvals_changed();
+        result.map(|_| ())
     }
 
     /// Changes parameter `name` of active run `run_id`. An open request whose

@@ -22,6 +22,7 @@ use super::live::{LiveHub, Utf8Stream};
 use super::runs::{self, RunRecord, TransitionInput};
 use super::ServiceError;
 use crate::error::AppError;
+use crate::model::approval::Decider;
 use crate::model::run::{current_step, RunState, StepEvent, StepState};
 use crate::model::run_view::{LiveEvent, Outcome, OutputChunk, RunFilter, RunSummary, RunView};
 use executor::{CancelSignal, Ending, Executor, Finished, Job, SiteInfo};
@@ -235,16 +236,17 @@ impl Engine {
         ))
     }
 
-    /// Carries out the operator's (user `user_id`'s) `command` on step `position`
-    /// of run `run_id`.
+    /// Carries out the operator's (`who`'s) `command` on step `position` of run
+    /// `run_id`.
     pub async fn command(
         self: &Arc<Self>,
         run_id: i64,
         position: i32,
         command: StepCommand,
-        user_id: i64,
+        who: Decider,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let user_id = who.user_id;
         let record = runs::load(&self.pool, run_id).await?;
         let runbook = self.runbook_of(&record)?;
         let row = record
@@ -349,7 +351,7 @@ impl Engine {
                     .remove(&position)
                     .and_then(|v| v.into_iter().rev().find(|a| a.state.is_open()));
                 match open {
-                    Some(a) => self.withdraw(a.id, actor, &reason).await,
+                    Some(a) => self.withdraw(a.id, who, actor, &reason).await,
                     None => Err(conflict(format!(
                         "Step {} has no open request for approval to withdraw.",
                         i64::from(position) + 1
