@@ -49,7 +49,7 @@ async function startRun(page: Page, runbook: string, fill: (page: Page) => Promi
   await page.goto(`/runbooks/${runbook}`);
   await page.locator('body[data-hydrated]').waitFor();
   const form = page.locator('form.start-form');
-  await expect(form.getByLabel('Site *')).toHaveValue('lab');
+  await expect(form.locator('#site')).toHaveValue('lab');
   await fill(page);
   await form.getByRole('button', { name: 'Start the run' }).click();
   await expect(page).toHaveURL(/\/runs\/\d+$/);
@@ -257,15 +257,21 @@ test.describe.serial('Wizard on the lab', () => {
     await expect(card.locator('.justification')).toContainText('backup of today is complete');
     await card.getByLabel('Comment').fill('go ahead');
     await card.getByRole('button', { name: 'Approve this exact action' }).click();
-    await expect(supervisor.getByTestId('no-requests')).toBeVisible();
+    await expect(card).toContainText('Approved. Waiting for wendy to run it');
 
     const runIt = install.getByRole('button', { name: /^Run under approval #\d+$/ });
     await expect(runIt).toBeVisible({ timeout: 15_000 });
     await expect(install.locator('details.approval-approved')).toContainText('sam approved');
+    await install.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: '../target/e2e-results/approved-waiting.png' });
     await runIt.click();
     await expect(install).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
-    await expect(install.locator('.under-approval')).toBeVisible();
+    // The step folds away once done; its attempt names the approval it ran under.
+    await expect(install.locator('.under-approval')).toHaveText(/under approval #\d+/);
     await expect(install.getByTestId('approval-state').first()).toHaveText('used');
+    // Used, it leaves the supervisor's open requests.
+    await expect(supervisor.getByTestId('no-requests')).toBeVisible();
+    await expect(supervisor.locator('table.recent-approvals')).toContainText('used');
 
     // The crontab on the lab's VM is the saved one now.
     const saved = readFileSync(`${process.env.PORTAL_BACKUP_STORE}/lab/${today}/crontab_pcrfclient01.txt`, 'utf8');
