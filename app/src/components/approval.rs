@@ -45,7 +45,7 @@ pub fn approval_view(a: &ApprovalView, open: bool) -> impl IntoView {
                 {a.break_glass.then(|| view! { <strong class="danger-text">" · BREAK GLASS"</strong> })}
             </summary>
             <p class="justification"><strong>"Justification: "</strong>{a.justification.clone()}</p>
-            <p class="muted">"Approved action (SHA-256 " <code class="hash" data-testid="action-hash">{a.action_hash.clone()}</code> ")"</p>
+            <p class="muted">{if a.state == ApprovalState::Pending { "The action to approve (SHA-256 " } else { "The action as approved (SHA-256 " }}<code class="hash" data-testid="action-hash">{a.action_hash.clone()}</code> ")"</p>
             <pre class="command canonical">{a.action.clone()}</pre>
             {(!a.decisions.is_empty()).then(|| view! {
                 <ul class="decisions">

@@ -60,6 +60,7 @@ fn site_card(s: SiteDetail, break_glass: Option<BreakGlassView>, a: Actions) -> 
                     <td data-label="User">{h.user}</td><td data-label="Route">{if h.via_jump { "through the jump host" } else { "direct" }}</td></tr>
                 }).collect_view()}</tbody>
             </table>
+            {break_glass_form(bg_site, break_glass, a)}
             <h3>"Host keys presented but not trusted"</h3>
             {if s.unconfirmed.is_empty() {
                 view! { <p class="muted">"None."</p> }.into_any()
@@ -97,7 +98,6 @@ fn site_card(s: SiteDetail, break_glass: Option<BreakGlassView>, a: Actions) -> 
                     <tr><td data-label="Hosts"><code>{k.hosts}</code></td><td data-label="Fingerprint"><code>{k.fingerprint}</code></td><td data-label="From">{k.source}</td></tr>
                 }).collect_view()}</tbody>
             </table>
-            {break_glass_form(bg_site, break_glass, a)}
             <ActionForm action=a.import attr:class="stack">
                 <input type="hidden" name="site" value=site_name/>
                 <label for=textarea_id.clone()>"Import known_hosts lines"</label>
