@@ -7,7 +7,7 @@
 //! - `GET /hosts`: the VMs with their ports;
 //! - `GET /state/{host}/file?path=...`: a file of a VM.
 
-use crate::faults::{Fault, Faults};
+use crate::faults::Faults;
 use crate::state::SiteState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -33,7 +33,7 @@ pub struct HostInfo {
 }
 
 fn active(faults: &Faults) -> Json<Vec<String>> {
-    Json(faults.active().iter().map(Fault::to_string).collect())
+    Json(faults.active_names())
 }
 
 async fn list(State(ctl): State<Ctl>) -> Json<Vec<String>> {
@@ -41,11 +41,8 @@ async fn list(State(ctl): State<Ctl>) -> Json<Vec<String>> {
 }
 
 fn switch(ctl: &Ctl, name: &str, on: bool) -> Response {
-    match name.parse::<Fault>() {
-        Ok(f) => {
-            ctl.faults.set(f, on);
-            active(&ctl.faults).into_response()
-        }
+    match ctl.faults.set_named(name, on) {
+        Ok(()) => active(&ctl.faults).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
@@ -95,7 +92,8 @@ async fn index() -> &'static str {
      DELETE /faults/{fault}              switch a fault off\n\
      GET    /hosts                       VMs and their SSH ports\n\
      GET    /state/{host}/file?path=...  a file of a VM\n\
-     faults: replica-set-unhealthy, svn-not-synced, host-key-changed:HOST, command-hangs:PATTERN, host-down:HOST\n"
+     faults: replica-set-unhealthy, svn-not-synced, host-key-changed:HOST, command-hangs:PATTERN, host-down:HOST,\n\
+     OpenStack faults: snapshot-killed, server-error:HOST, download-drops, token-expired, over-quota\n"
 }
 
 /// The control API's routes.

@@ -453,6 +453,28 @@ fn host(spec: &topology::VmSpec, start: i64) -> Host {
     }
 }
 
+/// A VM as freshly installed from its generic base image (what OpenStack
+/// builds when a server is created or rebuilt from a base image rather than a
+/// snapshot): everything installed, but a Policy Builder VM's SVN repository
+/// is new and empty (revision 0), and no backup or later change is there.
+pub fn fresh_host(name: &str) -> Option<Host> {
+    let spec = topology::vm(name)?;
+    let mut h = host(spec, now());
+    if REPO_HOSTS.contains(&name) {
+        svn::write_repo(
+            &mut h.fs,
+            REPO_PATH,
+            &Repo {
+                uuid: svn::new_uuid(),
+                revision: 0,
+                revprops0: BTreeMap::new(),
+                changed: now(),
+            },
+        );
+    }
+    Some(h)
+}
+
 fn esc_vm_states() -> BTreeMap<String, String> {
     VMS.iter()
         .filter(|v| v.role != Role::Esc)

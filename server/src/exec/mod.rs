@@ -7,10 +7,12 @@
 //! - [`transfer`]: files copied over SFTP between VMs and the backup store.
 //! - [`executor`]: the engine's executor: all of the above for runs.
 //! - [`directory`]: the same executor seen by the admin page: keys and lab faults.
+//! - [`openstack`]: the OpenStack client (Keystone session, catalog, clouds.yaml).
 
 pub mod directory;
 pub mod executor;
 pub mod known_hosts;
+pub mod openstack;
 pub mod site;
 pub mod ssh;
 pub mod transfer;

@@ -1,0 +1,10 @@
+//! The portal's own OpenStack client (Keystone v3, then Nova, Glance and Heat),
+//! on `reqwest`: no crate covers Glance data transfer, rebuild and Heat together.
+//!
+//! - [`cloud`]: which cloud, from `clouds.yaml` or the `OS_*` variables. Pure.
+//! - [`catalog`]: a token's service catalog and when to renew it. Pure.
+//! - [`session`]: authentication, renewal, and requests to a catalogued service.
+
+pub mod catalog;
+pub mod cloud;
+pub mod session;
