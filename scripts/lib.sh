@@ -77,6 +77,17 @@ PG_DIR="$ROOT/.data/pg"
 PG_PORT=55432
 STARTED_PG=
 
+# A real Keystone (from PyPI, on sqlite, served by uwsgi) for the OpenStack client's
+# tests, in target/keystone-venv. Pinned so that CI installs what was tested.
+KEYSTONE_PIN="keystone==30.0.0 uWSGI==2.0.31"
+ensure_keystone() {
+  local venv="$ROOT/target/keystone-venv"
+  if [ -x "$venv/bin/keystone-manage" ] && [ -x "$venv/bin/uwsgi" ]; then return 0; fi
+  say "installing Keystone and uwsgi from PyPI into target/keystone-venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $KEYSTONE_PIN
+}
+
 pg_bin() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

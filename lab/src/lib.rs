@@ -27,6 +27,8 @@
 //! - [`site_files`]: `known_hosts`, `ssh_config` and the portal's sites file.
 //! - [`backup_store`]: sample files for the portal's backup store.
 //! - [`archive`]: real `.tar.gz` archives of virtual files.
+//! - [`openstack`]: the simulated OpenStack API (Keystone, Nova, Glance,
+//!   Heat) over HTTP on the same site state.
 
 pub mod archive;
 pub mod backup_store;
@@ -35,6 +37,7 @@ pub mod control;
 pub mod faults;
 pub mod jump;
 pub mod keys;
+pub mod openstack;
 pub mod outputs;
 pub mod sftp;
 pub mod shell;
@@ -42,7 +45,8 @@ pub mod site_files;
 pub mod ssh_server;
 pub mod state;
 
-pub use faults::{Fault, Faults};
+pub use faults::{Fault, Faults, OpenStackFault};
+pub use openstack::{Credentials as OpenStackCredentials, OpenStack};
 pub use shell::Pace;
 pub use state::SiteState;
 
@@ -96,6 +100,7 @@ pub struct Lab {
     state: SiteState,
     faults: Faults,
     control_addr: SocketAddr,
+    openstack: OpenStack,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -185,7 +190,7 @@ impl Lab {
                 })
                 .collect(),
         );
-        let mut control_shutdown = shutdown_rx;
+        let mut control_shutdown = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             let stop = async move {
                 let _ = control_shutdown.changed().await;
@@ -198,6 +203,41 @@ impl Lab {
             }
         }));
 
+        let os_listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|source| LabError::Bind {
+                what: "the OpenStack API".to_string(),
+                source,
+            })?;
+        let os_addr = os_listener.local_addr()?;
+        // Each intermediate state of an OpenStack action lasts one step: short
+        // but observable, shorter still for fast tests.
+        let step = if pace == Pace::instant() {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(500)
+        };
+        let openstack = OpenStack::new(
+            format!("http://{os_addr}"),
+            &dir,
+            state.clone(),
+            faults.clone(),
+            step,
+        )?;
+        let os_router = openstack.router();
+        let mut os_shutdown = shutdown_rx;
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = os_shutdown.changed().await;
+            };
+            if let Err(e) = axum::serve(os_listener, os_router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!("lab OpenStack API stopped: {e}");
+            }
+        }));
+
         let lab = Lab {
             dir,
             hosts,
@@ -205,6 +245,7 @@ impl Lab {
             state,
             faults,
             control_addr,
+            openstack,
             shutdown,
             tasks,
         };
@@ -213,6 +254,10 @@ impl Lab {
             format!("{}\n", lab.control_url()),
         )?;
         std::fs::write(lab.dir.join("known_hosts"), lab.known_hosts()?)?;
+        std::fs::write(
+            lab.dir.join("openstack_url"),
+            format!("{}\n", lab.openstack_auth_url()),
+        )?;
         Ok(lab)
     }
 
@@ -263,8 +308,9 @@ impl Lab {
     }
 
     /// Writes `known_hosts` into the lab directory, and `ssh_config`,
-    /// `known_hosts`, `id_ed25519`(`.pub`) and `sites.toml` (site `lab`) into
-    /// `out` (which may be the lab directory).
+    /// `known_hosts`, `id_ed25519`(`.pub`), `sites.toml` (site `lab`) and
+    /// `clouds.yaml` (cloud `lab`, for `openstack --os-cloud lab`) into `out`
+    /// (which may be the lab directory).
     pub fn write_out(&self, out: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(out)?;
         let out = std::fs::canonicalize(out)?;
@@ -290,7 +336,51 @@ impl Lab {
             out.join("sites.toml"),
             site_files::sites_toml("lab", &self.hosts, USER, &key, &known_path),
         )?;
+        std::fs::write(out.join("clouds.yaml"), self.clouds_yaml())?;
         Ok(())
+    }
+
+    /// `clouds.yaml` with one cloud, `lab`, logging in with the password.
+    pub fn clouds_yaml(&self) -> String {
+        let c = self.openstack.credentials();
+        format!(
+            "clouds:\n  lab:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: {}\n      project_domain_name: {}\n    region_name: {}\n    interface: public\n    identity_api_version: 3\n",
+            c.auth_url,
+            c.username,
+            c.password,
+            c.project_name,
+            c.user_domain_name,
+            c.project_domain_name,
+            c.region_name,
+        )
+    }
+
+    /// The simulated OpenStack (servers, images, timing).
+    pub fn openstack(&self) -> OpenStack {
+        self.openstack.clone()
+    }
+
+    /// The OpenStack API's root, such as `http://127.0.0.1:40124`.
+    pub fn openstack_url(&self) -> String {
+        self.openstack.base_url()
+    }
+
+    /// Keystone's URL for clients: `http://127.0.0.1:PORT/identity/v3`.
+    pub fn openstack_auth_url(&self) -> String {
+        self.openstack.auth_url()
+    }
+
+    /// User `admin`, password `lab-secret`, project `admin`, domain
+    /// `Default`, region `RegionOne`, and an application credential.
+    pub fn openstack_credentials(&self) -> OpenStackCredentials {
+        self.openstack.credentials()
+    }
+
+    /// Registers a Glance image of `size` bytes of deterministic
+    /// pseudo-random data, produced when downloaded (any size, nothing
+    /// stored); md5 and sha512 are computed once, here. Returns its id.
+    pub async fn add_generated_image(&self, name: &str, size: u64) -> String {
+        self.openstack.add_generated_image(name, size).await
     }
 
     /// The shared site state.

@@ -74,7 +74,9 @@ async fn versions(State(os): State<OpenStack>) -> Json<Value> {
         json!({"id": id, "status": status,
                "links": [{"rel": "self", "href": format!("{}/image/v2/", os.0.base)}]})
     };
-    Json(json!({"versions": [v("v2.16", "CURRENT"), v("v2.15", "SUPPORTED"), v("v2.0", "SUPPORTED")]}))
+    Json(
+        json!({"versions": [v("v2.16", "CURRENT"), v("v2.15", "SUPPORTED"), v("v2.0", "SUPPORTED")]}),
+    )
 }
 
 async fn schema() -> Json<Value> {
@@ -100,7 +102,10 @@ fn text_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn no_image(id: &str) -> Response {
-    text_error(StatusCode::NOT_FOUND, &format!("No image found with ID {id}"))
+    text_error(
+        StatusCode::NOT_FOUND,
+        &format!("No image found with ID {id}"),
+    )
 }
 
 /// An image as Glance shows it: a flat object.
@@ -148,7 +153,9 @@ async fn show(State(os): State<OpenStack>, Path(id): Path<String>) -> Response {
 async fn list(State(os): State<OpenStack>, Query(q): Query<HashMap<String, String>>) -> Response {
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         Some(Ok(l)) => l.min(1000),
-        Some(Err(_)) => return text_error(StatusCode::BAD_REQUEST, "limit param must be an integer"),
+        Some(Err(_)) => {
+            return text_error(StatusCode::BAD_REQUEST, "limit param must be an integer")
+        }
         None => 25,
     };
     let ids: Option<Vec<&str>> = q
@@ -162,18 +169,16 @@ async fn list(State(os): State<OpenStack>, Query(q): Query<HashMap<String, Strin
         .filter(|i| i.status != "deleted")
         .filter(|i| q.get("name").is_none_or(|n| i.name == *n))
         .filter(|i| q.get("status").is_none_or(|s| i.status == *s))
-        .filter(|i| q.get("visibility").is_none_or(|v| v == "all" || i.visibility == *v))
+        .filter(|i| {
+            q.get("visibility")
+                .is_none_or(|v| v == "all" || i.visibility == *v)
+        })
         .filter(|i| ids.as_ref().is_none_or(|ids| ids.contains(&i.id.as_str())))
         .collect();
     let start = match q.get("marker") {
         Some(m) => match matching.iter().position(|i| i.id == *m) {
             Some(p) => p + 1,
-            None => {
-                return text_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("marker [{m}] not found"),
-                )
-            }
+            None => return text_error(StatusCode::BAD_REQUEST, &format!("marker [{m}] not found")),
         },
         None => 0,
     };
@@ -234,7 +239,12 @@ fn apply(i: &mut Image, key: &str, value: &Value) -> Result<(), String> {
         "tags" => {
             i.tags = value
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default()
         }
         k if READ_ONLY.contains(&k) => return Err(format!("Attribute '{k}' is read-only.")),
@@ -358,11 +368,7 @@ pub fn set_status(os: &OpenStack, id: &str, status: &str) {
     }
 }
 
-async fn upload(
-    State(os): State<OpenStack>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
+async fn upload(State(os): State<OpenStack>, Path(id): Path<String>, body: Body) -> Response {
     {
         let mut inner = os.lock();
         let Some(image) = inner.images.iter_mut().find(|i| i.id == id) else {
@@ -429,7 +435,11 @@ async fn receive(body: Body, path: &std::path::Path) -> std::io::Result<(u64, St
     }
     file.flush().await?;
     file.sync_all().await?;
-    Ok((size, hex::encode(md5.finalize()), hex::encode(sha.finalize())))
+    Ok((
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
+    ))
 }
 
 /// `bytes=N-` or `bytes=N-M` against `size`: Ok(None) without a range,
@@ -454,7 +464,9 @@ fn parse_range(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()>
         let end = if b.is_empty() {
             size.saturating_sub(1)
         } else {
-            b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+            b.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
         };
         (start, end)
     };
@@ -499,30 +511,35 @@ fn drop_after(
     inner: BoxStream<'static, std::io::Result<Bytes>>,
     limit: u64,
 ) -> BoxStream<'static, std::io::Result<Bytes>> {
-    stream::unfold((inner, 0u64, false), move |(mut s, sent, done)| async move {
-        if done {
-            return None;
-        }
-        if sent >= limit {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "download-drops fault: connection closed",
-            );
-            return Some((Err(e), (s, sent, true)));
-        }
-        match s.next().await {
-            Some(Ok(mut b)) => {
-                let room = (limit - sent) as usize;
-                if b.len() > room {
-                    b.truncate(room);
-                }
-                let n = b.len() as u64;
-                Some((Ok(b), (s, sent + n, false)))
+    stream::unfold(
+        (inner, 0u64, false),
+        move |(mut s, sent, done)| async move {
+            if done {
+                return None;
             }
-            Some(Err(e)) => Some((Err(e), (s, sent, true))),
-            None => None,
-        }
-    })
+            if sent >= limit {
+                // Let the bytes sent so far reach the client before the drop.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "download-drops fault: connection closed",
+                );
+                return Some((Err(e), (s, sent, true)));
+            }
+            match s.next().await {
+                Some(Ok(mut b)) => {
+                    let room = (limit - sent) as usize;
+                    if b.len() > room {
+                        b.truncate(room);
+                    }
+                    let n = b.len() as u64;
+                    Some((Ok(b), (s, sent + n, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (s, sent, true))),
+                None => None,
+            }
+        },
+    )
     .boxed()
 }
 

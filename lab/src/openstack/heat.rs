@@ -72,7 +72,10 @@ fn status(os: &OpenStack) -> (&'static str, String) {
         .map(|vm| vm.name.to_string())
         .collect();
     if broken.is_empty() {
-        ("CREATE_COMPLETE", "Stack CREATE completed successfully".into())
+        (
+            "CREATE_COMPLETE",
+            "Stack CREATE completed successfully".into(),
+        )
     } else {
         (
             "CHECK_FAILED",
@@ -105,7 +108,10 @@ async fn list(State(os): State<OpenStack>) -> Json<Value> {
     Json(json!({"stacks": [summary(&os)]}))
 }
 
-async fn redirect(State(os): State<OpenStack>, Path((_, name)): Path<(String, String)>) -> Response {
+async fn redirect(
+    State(os): State<OpenStack>,
+    Path((_, name)): Path<(String, String)>,
+) -> Response {
     if !is_stack(&name) {
         return not_found(&name);
     }

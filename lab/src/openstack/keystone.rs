@@ -115,7 +115,8 @@ fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Response> {
             .ok_or_else(unauthorized)?;
         let id_ok = cred.get("id").and_then(Value::as_str) == Some(app_credential_id().as_str());
         let name_ok = cred.get("name").and_then(Value::as_str) == Some(model::APP_CREDENTIAL_NAME);
-        let secret_ok = cred.get("secret").and_then(Value::as_str) == Some(model::APP_CREDENTIAL_SECRET);
+        let secret_ok =
+            cred.get("secret").and_then(Value::as_str) == Some(model::APP_CREDENTIAL_SECRET);
         if (id_ok || name_ok) && secret_ok {
             return Ok("application_credential".into());
         }
@@ -163,11 +164,7 @@ pub fn catalog(base: &str) -> Value {
         ("identity", "keystone", format!("{base}/identity")),
         ("compute", "nova", format!("{base}/compute/v2.1")),
         ("image", "glance", format!("{base}/image")),
-        (
-            "orchestration",
-            "heat",
-            format!("{base}/heat/v1/{project}"),
-        ),
+        ("orchestration", "heat", format!("{base}/heat/v1/{project}")),
     ];
     Value::Array(
         services
@@ -234,9 +231,7 @@ async fn issue(State(os): State<OpenStack>, body: axum::body::Bytes) -> Response
     if let Ok(v) = HeaderValue::from_str(&token_id) {
         r.headers_mut().insert("x-subject-token", v);
     }
-    r.headers_mut().insert(
-        header::VARY,
-        HeaderValue::from_static("X-Auth-Token"),
-    );
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("X-Auth-Token"));
     r
 }

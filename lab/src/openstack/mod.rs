@@ -211,9 +211,12 @@ impl OpenStack {
     pub async fn add_generated_image(&self, name: &str, size: u64) -> String {
         let seed: u64 = rand::random();
         let name = name.to_string();
-        let image = tokio::task::spawn_blocking(move || glance::generated_image(&name, seed, size))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let mut image =
+            tokio::task::spawn_blocking(move || glance::generated_image(&name, seed, size))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        image.id = model::new_id();
+        image.visibility = "private".into();
         let id = image.id.clone();
         self.lock().images.push(image);
         id
@@ -225,7 +228,10 @@ impl OpenStack {
             .nest("/compute/v2.1", nova::router())
             .nest("/image/v2", glance::router())
             .nest("/heat/v1/{project_id}", heat::router())
-            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                require_token,
+            ));
         Router::new()
             .merge(keystone::router())
             .merge(nova::version_routes())

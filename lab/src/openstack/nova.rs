@@ -225,11 +225,7 @@ fn server_json(os: &OpenStack, s: &Server, mv: (u32, u32)) -> Value {
     v
 }
 
-async fn show(
-    State(os): State<OpenStack>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn show(State(os): State<OpenStack>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let mv = microversion(&headers);
     let inner = os.lock();
     match inner.servers.iter().find(|s| s.id == id) {
@@ -430,10 +426,7 @@ fn conflict(action: &str, s: &Server) -> Response {
     error(
         StatusCode::CONFLICT,
         "conflictingRequest",
-        format!(
-            "Cannot '{action}' instance {} while it is in {why}",
-            s.id
-        ),
+        format!("Cannot '{action}' instance {} while it is in {why}", s.id),
     )
 }
 
@@ -536,13 +529,7 @@ async fn action(
         }
     };
     let busy = task.is_some();
-    let current = || {
-        os.lock()
-            .servers
-            .iter()
-            .find(|s| s.id == id)
-            .cloned()
-    };
+    let current = || os.lock().servers.iter().find(|s| s.id == id).cloned();
     let refuse = |action: &str| match current() {
         Some(s) => conflict(action, &s),
         None => not_found(&id),
@@ -592,15 +579,16 @@ async fn action(
                 return over_limit("Quota exceeded for images.");
             }
             let Some(image_name) = arg.get("name").and_then(Value::as_str) else {
-                return bad_request("Invalid input for field/attribute createImage. 'name' is a required property");
+                return bad_request(
+                    "Invalid input for field/attribute createImage. 'name' is a required property",
+                );
             };
             let metadata = arg
                 .get("metadata")
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            let image_id =
-                super::glance::begin_snapshot(&os, &id, image_name, metadata);
+            let image_id = super::glance::begin_snapshot(&os, &id, image_name, metadata);
             start_step(&os, &id, None, Some("image_snapshot"));
             tokio::spawn(snapshot_task(os.clone(), id.clone(), vm, image_id.clone()));
             let location = format!("{}/image/v2/images/{image_id}", os.0.base);
@@ -619,11 +607,19 @@ async fn action(
                 return refuse("rebuild");
             }
             let Some(image_ref) = arg.get("imageRef").and_then(Value::as_str) else {
-                return bad_request("Invalid input for field/attribute rebuild. 'imageRef' is a required property");
+                return bad_request(
+                    "Invalid input for field/attribute rebuild. 'imageRef' is a required property",
+                );
             };
-            let image_ref = image_ref.rsplit('/').next().unwrap_or(image_ref).to_string();
+            let image_ref = image_ref
+                .rsplit('/')
+                .next()
+                .unwrap_or(image_ref)
+                .to_string();
             if os.image_status(&image_ref).as_deref() != Some("active") {
-                return bad_request(format!("Image {image_ref} could not be found or is not active."));
+                return bad_request(format!(
+                    "Image {image_ref} could not be found or is not active."
+                ));
             }
             let was_stopped = vm_state == "stopped";
             {
@@ -638,7 +634,13 @@ async fn action(
                 }
             }
             os.set_vm_running(vm.as_deref(), false);
-            tokio::spawn(rebuild_task(os.clone(), id.clone(), vm, image_ref, was_stopped));
+            tokio::spawn(rebuild_task(
+                os.clone(),
+                id.clone(),
+                vm,
+                image_ref,
+                was_stopped,
+            ));
             let Some(s) = current() else {
                 return not_found(&id);
             };
@@ -677,7 +679,9 @@ async fn action(
 fn start_step(os: &OpenStack, id: &str, status: Option<&str>, task: Option<&str>) {
     let mut inner = os.lock();
     if let Some(s) = inner.servers.iter_mut().find(|s| s.id == id) {
-        let status = status.map(str::to_string).unwrap_or_else(|| s.status.clone());
+        let status = status
+            .map(str::to_string)
+            .unwrap_or_else(|| s.status.clone());
         s.set(&status, task);
     }
 }
@@ -852,10 +856,14 @@ async fn create(
         return bad_request("Invalid input: 'server' is a required property");
     };
     let Some(name) = req.get("name").and_then(Value::as_str) else {
-        return bad_request("Invalid input for field/attribute name. 'name' is a required property");
+        return bad_request(
+            "Invalid input for field/attribute name. 'name' is a required property",
+        );
     };
     if os.fault(&OpenStackFault::OverQuota) {
-        return over_limit("Quota exceeded for instances: Requested 1, but already used 11 of 11 instances");
+        return over_limit(
+            "Quota exceeded for instances: Requested 1, but already used 11 of 11 instances",
+        );
     }
     // The image: imageRef, or the image of a block device mapping.
     let image_ref = req
@@ -876,7 +884,11 @@ async fn create(
     let Some(image_ref) = image_ref else {
         return bad_request("Block Device Mapping is Invalid: You specified more local devices than the limit allows or no image.");
     };
-    let image_ref = image_ref.rsplit('/').next().unwrap_or(image_ref).to_string();
+    let image_ref = image_ref
+        .rsplit('/')
+        .next()
+        .unwrap_or(image_ref)
+        .to_string();
     if os.image_status(&image_ref).as_deref() != Some("active") {
         return bad_request(format!("Image {image_ref} could not be found."));
     }

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod health;
 mod helpers;
+mod keystone;
 mod lab_portal;
 mod pages;
 mod roles;
