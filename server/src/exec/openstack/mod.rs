@@ -4,7 +4,9 @@
 //! - [`cloud`]: which cloud, from `clouds.yaml` or the `OS_*` variables. Pure.
 //! - [`catalog`]: a token's service catalog and when to renew it. Pure.
 //! - [`session`]: authentication, renewal, and requests to a catalogued service.
+//! - [`nova`]: servers by name or id, their state, and actions on them.
 
 pub mod catalog;
 pub mod cloud;
+pub mod nova;
 pub mod session;
