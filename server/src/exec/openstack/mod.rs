@@ -5,8 +5,10 @@
 //! - [`catalog`]: a token's service catalog and when to renew it. Pure.
 //! - [`session`]: authentication, renewal, and requests to a catalogued service.
 //! - [`nova`]: servers by name or id, their state, and actions on them.
+//! - [`glance`]: images by name or id, and downloads that stream, verify and resume.
 
 pub mod catalog;
 pub mod cloud;
+pub mod glance;
 pub mod nova;
 pub mod session;

@@ -1,0 +1,371 @@
+//! Glance v2: images found by name or id, and image data streamed to the backup
+//! store with flat memory. A download writes beside its destination
+//! (`<dest>.portal-part`), hashes what it writes (MD5 for Glance's `checksum`,
+//! SHA-512 for `os_hash_value`, SHA-256 for the run's record), resumes with
+//! `Range` when the connection drops, and is renamed into place only when size
+//! and both hashes match the image's.
+
+use super::session::{OpenStackError, Session};
+use futures_util::StreamExt;
+use md5::Md5;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest, Sha256, Sha512};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const IMAGE: &[&str] = &["image"];
+
+/// How many times a dropped download is resumed before giving up.
+const RESUMES: u32 = 5;
+
+/// An image as the portal needs it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// queued, saving, active, killed, deleted, …
+    pub status: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// MD5 of the data.
+    #[serde(default)]
+    pub checksum: Option<String>,
+    #[serde(default)]
+    pub os_hash_algo: Option<String>,
+    #[serde(default)]
+    pub os_hash_value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ImagePage {
+    images: Vec<Image>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, OpenStackError> {
+    serde_json::from_str(text).map_err(|e| OpenStackError::Decode {
+        service: "image".into(),
+        message: e.to_string(),
+    })
+}
+
+async fn text(r: reqwest::Response) -> Result<String, OpenStackError> {
+    r.text().await.map_err(|e| OpenStackError::Decode {
+        service: "image".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Image `id`.
+pub async fn show(session: &Session, id: &str) -> Result<Image, OpenStackError> {
+    let r = session
+        .send(IMAGE, Method::GET, &format!("v2/images/{id}"), |r| r)
+        .await?;
+    decode(&text(r).await?)
+}
+
+/// The image with id or name `image`: exactly one, or an error that says what was
+/// found.
+pub async fn find(session: &Session, image: &str) -> Result<Image, OpenStackError> {
+    match show(session, image).await {
+        Ok(i) => return Ok(i),
+        Err(OpenStackError::Api {
+            status: 404 | 400, ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut named = Vec::new();
+    let mut path = "v2/images".to_string();
+    let mut query = vec![("name", image.to_string()), ("limit", "100".to_string())];
+    loop {
+        let q = query.clone();
+        let r = session
+            .send(IMAGE, Method::GET, &path, |r| r.query(&q))
+            .await?;
+        let page: ImagePage = decode(&text(r).await?)?;
+        named.extend(page.images);
+        // `next` is a path with its own query (`/v2/images?marker=…`).
+        match page.next {
+            Some(next) => {
+                path = next.trim_start_matches('/').to_string();
+                query.clear();
+            }
+            None => break,
+        }
+    }
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => Err(OpenStackError::Api {
+            service: "image".into(),
+            status: 404,
+            message: format!("there is no image with the name or id {image:?}"),
+        }),
+        n => Err(OpenStackError::Api {
+            service: "image".into(),
+            status: 409,
+            message: format!(
+                "{n} images are named {image:?} ({}): use the id of the one meant",
+                named
+                    .iter()
+                    .map(|i| i.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// A finished download.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// How many times the download was resumed after the connection dropped.
+    pub resumed: u32,
+}
+
+/// Hashes of the data so far.
+#[derive(Clone, Default)]
+struct Hashes {
+    md5: Md5,
+    sha512: Sha512,
+    sha256: Sha256,
+    bytes: u64,
+}
+
+impl Hashes {
+    fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        self.sha512.update(data);
+        self.sha256.update(data);
+        self.bytes += data.len() as u64;
+    }
+}
+
+/// Whether the downloaded data is the image's: size, MD5 and (when Glance gives
+/// one) the SHA-512 `os_hash_value`. Says what differs.
+pub fn verify(image: &Image, bytes: u64, md5_hex: &str, sha512_hex: &str) -> Result<(), String> {
+    if let Some(size) = image.size {
+        if size != bytes {
+            return Err(format!("{bytes} bytes arrived, the image has {size}"));
+        }
+    }
+    match &image.checksum {
+        Some(c) if !c.eq_ignore_ascii_case(md5_hex) => {
+            return Err(format!(
+                "MD5 {md5_hex} differs from the image's checksum {c}"
+            ))
+        }
+        None => return Err("the image has no checksum to compare with".into()),
+        _ => {}
+    }
+    if image.os_hash_algo.as_deref() == Some("sha512") {
+        if let Some(v) = &image.os_hash_value {
+            if !v.eq_ignore_ascii_case(sha512_hex) {
+                return Err(format!(
+                    "SHA-512 differs from the image's os_hash_value {v}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The temporary file a download to `dest` writes.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.as_os_str().to_owned();
+    name.push(".portal-part");
+    PathBuf::from(name)
+}
+
+/// Downloads image `image` (which must be active) to `dest`, reporting
+/// `(bytes so far, total)` to `progress` as data arrives. A part file left by an
+/// earlier attempt is resumed.
+pub async fn download(
+    session: &Session,
+    image: &Image,
+    dest: &Path,
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<Downloaded, OpenStackError> {
+    let failed = |message: String| OpenStackError::Api {
+        service: "image".into(),
+        status: 0,
+        message,
+    };
+    if image.status != "active" {
+        return Err(failed(format!(
+            "image {} is {}, not active: wait until it is",
+            image.id, image.status
+        )));
+    }
+    let part = part_path(dest);
+    if let Some(dir) = dest.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    }
+    // What an earlier attempt left is hashed again, then continued.
+    let mut hashes = Hashes::default();
+    if let Ok(mut f) = tokio::fs::File::open(&part).await {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .await
+                .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+            if n == 0 {
+                break;
+            }
+            hashes.update(&buf[..n]);
+        }
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .await
+        .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+    let mut resumed = 0;
+    let path = format!("v2/images/{}/file", image.id);
+    loop {
+        let from = hashes.bytes;
+        let complete = image.size.is_some_and(|s| s == from);
+        if !complete {
+            let response = session
+                .send(IMAGE, Method::GET, &path, |r| {
+                    if from > 0 {
+                        r.header("Range", format!("bytes={from}-"))
+                    } else {
+                        r
+                    }
+                })
+                .await?;
+            if response.status() == StatusCode::OK && from > 0 {
+                // The server sends everything again: start over.
+                file.set_len(0)
+                    .await
+                    .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+                hashes = Hashes::default();
+            }
+            let mut stream = response.bytes_stream();
+            let mut dropped = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(data) => {
+                        file.write_all(&data)
+                            .await
+                            .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+                        hashes.update(&data);
+                        progress(hashes.bytes, image.size);
+                    }
+                    Err(e) => {
+                        dropped = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            file.flush()
+                .await
+                .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+            let short = image.size.is_some_and(|s| hashes.bytes < s);
+            if dropped.is_some() || short {
+                resumed += 1;
+                if resumed > RESUMES {
+                    return Err(failed(format!(
+                        "the download of image {} broke off {resumed} times (last: {}); {} of {} bytes are kept in {} and the next attempt resumes there",
+                        image.id,
+                        dropped.unwrap_or_else(|| "the answer ended early".into()),
+                        hashes.bytes,
+                        image.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                        part.display()
+                    )));
+                }
+                continue;
+            }
+        }
+        break;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+    drop(file);
+    let bytes = hashes.bytes;
+    let md5 = hex::encode(hashes.md5.finalize());
+    let sha512 = hex::encode(hashes.sha512.finalize());
+    let sha256 = hex::encode(hashes.sha256.finalize());
+    if let Err(why) = verify(image, bytes, &md5, &sha512) {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(failed(format!(
+            "the download of image {} is not the image ({why}); it was removed",
+            image.id
+        )));
+    }
+    tokio::fs::rename(&part, dest)
+        .await
+        .map_err(|e| failed(format!("{} → {}: {e}", part.display(), dest.display())))?;
+    Ok(Downloaded {
+        path: dest.to_path_buf(),
+        bytes,
+        sha256,
+        resumed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(data: &[u8]) -> Image {
+        Image {
+            id: "i1".into(),
+            name: Some("cluman_snapshot".into()),
+            status: "active".into(),
+            size: Some(data.len() as u64),
+            checksum: Some(hex::encode(Md5::digest(data))),
+            os_hash_algo: Some("sha512".into()),
+            os_hash_value: Some(hex::encode(Sha512::digest(data))),
+        }
+    }
+
+    #[test]
+    fn a_download_is_the_image_only_when_size_and_both_hashes_match() {
+        let data = b"qcow2 data";
+        let i = image(data);
+        let md5 = hex::encode(Md5::digest(data));
+        let sha512 = hex::encode(Sha512::digest(data));
+        assert_eq!(verify(&i, 10, &md5, &sha512), Ok(()));
+        assert_eq!(
+            verify(&i, 9, &md5, &sha512).unwrap_err(),
+            "9 bytes arrived, the image has 10"
+        );
+        assert!(verify(&i, 10, &"0".repeat(32), &sha512)
+            .unwrap_err()
+            .starts_with("MD5"));
+        assert!(verify(&i, 10, &md5, &"0".repeat(128))
+            .unwrap_err()
+            .starts_with("SHA-512"));
+        let no_checksum = Image {
+            checksum: None,
+            ..i
+        };
+        assert!(verify(&no_checksum, 10, &md5, &sha512).is_err());
+    }
+
+    #[test]
+    fn an_image_as_glance_answers_it() {
+        let i: Image = serde_json::from_str(
+            r#"{"id":"i1","name":"x","status":"active","visibility":"private","size":10,"virtual_size":null,
+               "checksum":"abc","os_hash_algo":"sha512","os_hash_value":"def","disk_format":"qcow2","tags":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.size, Some(10));
+        assert_eq!(
+            part_path(Path::new("/store/a.qcow2")),
+            Path::new("/store/a.qcow2.portal-part")
+        );
+    }
+}
