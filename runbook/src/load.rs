@@ -35,7 +35,9 @@
 //! ```
 //!
 //! `wait` steps add `interval_seconds` (and `timeout_seconds` is the whole wait);
-//! `openstack` steps have `action` and `args`; `manual` steps may have
+//! `openstack` steps have `action` and `args` (each action's required and optional
+//! args are in `OpenStackAction::args`; literal statuses, timeouts, booleans, disk
+//! formats and store paths are checked here); `manual` steps may have
 //! `observation = "none" | "optional" | "required"` and `records = "name"`;
 //! `transfer` steps have `from` and `to`, each `{ host = "...", path = "..." }` or
 //! `{ store = "relative/path" }` (the portal's backup store).
@@ -694,6 +696,78 @@ fn check_endpoint(
     }
 }
 
+/// An OpenStack step's arguments against its action: every required one present,
+/// no unknown one, and literal values of the typed ones well-formed (templated
+/// values are checked when the step renders).
+fn check_openstack_args(
+    ck: &mut Checker<'_>,
+    action: OpenStackAction,
+    raw: &Spanned<BTreeMap<String, String>>,
+) {
+    let (required, optional) = action.args();
+    let args = raw.get_ref();
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|r| !args.contains_key(*r))
+        .collect();
+    if !missing.is_empty() {
+        ck.at(
+            raw.span(),
+            format!("{} needs args: {}", action.name(), missing.join(", ")),
+        );
+    }
+    for (k, v) in args {
+        if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) {
+            let known: Vec<&str> = required.iter().chain(optional).copied().collect();
+            ck.at(
+                raw.span(),
+                format!(
+                    "{} takes no arg {k:?}; it takes {}",
+                    action.name(),
+                    known.join(", ")
+                ),
+            );
+            continue;
+        }
+        if v.contains("{{") {
+            continue;
+        }
+        let problem = match k.as_str() {
+            "timeout_seconds" => match v.parse::<i64>() {
+                Ok(n) if (1..=MAX_TIMEOUT_SECONDS).contains(&n) => None,
+                _ => Some(format!(
+                    "must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}"
+                )),
+            },
+            "status" if matches!(action, OpenStackAction::ServerWaitStatus) => {
+                (!["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "DELETED"].contains(&v.as_str()))
+                    .then(|| {
+                        "must be a Nova status: ACTIVE, SHUTOFF, PAUSED, SUSPENDED or DELETED"
+                            .to_string()
+                    })
+            }
+            "status" if matches!(action, OpenStackAction::ImageWaitStatus) => {
+                (!["active", "deleted"].contains(&v.as_str()))
+                    .then(|| "must be a Glance status to wait for: active or deleted".to_string())
+            }
+            "config_drive" | "hard" => (!["true", "false"].contains(&v.as_str()))
+                .then(|| "must be true or false".to_string()),
+            "store" => (v.starts_with('/') || v.split('/').any(|seg| seg == ".."))
+                .then(|| "must be relative and stay inside the backup store".to_string()),
+            "disk_format" => (![
+                "qcow2", "raw", "vmdk", "vdi", "iso", "vhd", "vhdx", "ami", "ari", "aki",
+            ]
+            .contains(&v.as_str()))
+            .then(|| "must be a Glance disk format such as qcow2 or raw".to_string()),
+            _ => None,
+        };
+        if let Some(p) = problem {
+            ck.at(raw.span(), format!("{}: arg {k} {v:?} {p}", action.name()));
+        }
+    }
+}
+
 /// Fields each kind of step may have (beyond id, title, kind, instructions,
 /// destructive, when).
 fn allowed_fields(kind: &str) -> &'static [&'static str] {
@@ -828,6 +902,17 @@ fn check_step(
                 }
             };
             let mut args = BTreeMap::new();
+            if let (Some(action), Some(raw)) = (action, &s.args) {
+                check_openstack_args(ck, action, raw);
+            } else if let (Some(action), None) = (action, &s.args) {
+                let (required, _) = action.args();
+                if !required.is_empty() {
+                    ck.at(
+                        s.kind.span(),
+                        format!("{} needs args: {}", action.name(), required.join(", ")),
+                    );
+                }
+            }
             if let Some(raw) = &s.args {
                 for (k, v) in raw.get_ref() {
                     if let Some(t) = check_template(
@@ -1063,6 +1148,36 @@ when = {{ var = \"uuid\", empty = false }}
         assert_eq!(
             errors(&step("destructive = true\napprovals = 3", "x")),
             ["t.toml:12:13: approvals must be 1 or 2 (the number of supervisors who approve)"]
+        );
+    }
+
+    #[test]
+    fn openstack_args_are_checked_against_their_action() {
+        let step = |args: &str| {
+            format!(
+                "[[steps]]\nid = \"s\"\ntitle = \"S\"\nkind = \"openstack\"\naction = \"server.wait_status\"\nargs = {args}\n"
+            )
+        };
+        assert_eq!(
+            errors(&step(
+                "{ server = \"cluman\", status = \"ACTIVE\", timeout_seconds = \"600\" }"
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&step("{ server = \"cluman\" }")),
+            ["t.toml:10:8: server.wait_status needs args: status"]
+        );
+        assert_eq!(
+            errors(&step("{ server = \"cluman\", status = \"active\", timout = \"5\" }")),
+            [
+                "t.toml:10:8: server.wait_status: arg status \"active\" must be a Nova status: ACTIVE, SHUTOFF, PAUSED, SUSPENDED or DELETED",
+                "t.toml:10:8: server.wait_status takes no arg \"timout\"; it takes server, status, timeout_seconds"
+            ]
+        );
+        assert_eq!(
+            errors(&step("{ server = \"cluman\", status = \"ACTIVE\", timeout_seconds = \"soon\" }")),
+            ["t.toml:10:8: server.wait_status: arg timeout_seconds \"soon\" must be a whole number of seconds from 1 to 86400"]
         );
     }
 

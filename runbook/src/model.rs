@@ -350,6 +350,42 @@ impl OpenStackAction {
         (OpenStackAction::CapacityCheck, "capacity.check"),
     ];
 
+    /// The arguments the action takes: (required, optional).
+    pub fn args(self) -> (&'static [&'static str], &'static [&'static str]) {
+        use OpenStackAction as A;
+        match self {
+            A::ServerList => (&[], &["name", "status"]),
+            A::ServerShow | A::ServerStop | A::ServerStart | A::ServerDelete => (&["server"], &[]),
+            A::ServerReboot => (&["server"], &["hard"]),
+            A::ServerSnapshot => (&["server", "name"], &["timeout_seconds"]),
+            // Without `image`, from the image the server runs (a redeploy).
+            A::ServerRebuild => (&["server"], &["image", "timeout_seconds"]),
+            A::ServerCreate => (
+                &["name", "image", "flavor", "networks"],
+                &[
+                    "availability_zone",
+                    "config_drive",
+                    "block_device",
+                    "security_groups",
+                    "user_data",
+                    "timeout_seconds",
+                ],
+            ),
+            A::ServerWaitStatus => (&["server", "status"], &["timeout_seconds"]),
+            A::ImageList => (&[], &["name", "status"]),
+            A::ImageShow | A::ImageDelete => (&["image"], &[]),
+            A::ImageDownload => (&["image", "store"], &[]),
+            A::ImageUpload => (
+                &["store", "name"],
+                &["disk_format", "container_format", "timeout_seconds"],
+            ),
+            A::ImageWaitStatus => (&["image", "status"], &["timeout_seconds"]),
+            A::StackList => (&[], &[]),
+            A::StackShow | A::StackResources => (&["stack"], &[]),
+            A::CapacityCheck => (&[], &["server", "image", "flavor"]),
+        }
+    }
+
     /// Looks an action up by its name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
