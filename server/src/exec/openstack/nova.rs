@@ -27,6 +27,9 @@ pub struct Server {
     /// Set when the server is in ERROR.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// `{"id": ...}`, or `""` for a server booted from a volume.
+    #[serde(default)]
+    pub image: Value,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -38,6 +41,14 @@ pub struct Fault {
 }
 
 impl Server {
+    /// The image the server was booted from, unless it boots from a volume.
+    pub fn image_id(&self) -> Option<String> {
+        self.image
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
     /// The state in one phrase, as an operator reads it (`ACTIVE`, `SHUTOFF
     /// (powering-on)`, `ERROR: No valid host was found`).
     pub fn describe(&self) -> String {
@@ -111,12 +122,27 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, OpenStackErro
 /// Every server whose name is exactly `name` (Nova filters by regular expression,
 /// so the name is anchored and escaped), following `marker` pagination.
 pub async fn servers_named(session: &Session, name: &str) -> Result<Vec<Server>, OpenStackError> {
-    let pattern = format!("^{}$", regex_escape(name));
+    let mut all = servers_matching(session, &format!("^{}$", regex_escape(name))).await?;
+    all.retain(|s| s.name == name);
+    Ok(all)
+}
+
+/// Every server whose name contains `part` (all servers when it is empty).
+pub async fn servers_named_like(
+    session: &Session,
+    part: &str,
+) -> Result<Vec<Server>, OpenStackError> {
+    servers_matching(session, &regex_escape(part)).await
+}
+
+async fn servers_matching(session: &Session, pattern: &str) -> Result<Vec<Server>, OpenStackError> {
     let mut found = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let mut query: Vec<(&str, String)> =
-            vec![("name", pattern.clone()), ("limit", "100".into())];
+        let mut query: Vec<(&str, String)> = vec![("limit", "100".into())];
+        if !pattern.is_empty() {
+            query.push(("name", pattern.to_string()));
+        }
         if let Some(m) = &marker {
             query.push(("marker", m.clone()));
         }
@@ -135,7 +161,7 @@ pub async fn servers_named(session: &Session, name: &str) -> Result<Vec<Server>,
         let page: ServerPage = decode(&text)?;
         let more = page.servers_links.iter().any(|l| l.rel == "next") && !page.servers.is_empty();
         marker = page.servers.last().map(|s| s.id.clone());
-        found.extend(page.servers.into_iter().filter(|s| s.name == name));
+        found.extend(page.servers);
         if !more {
             return Ok(found);
         }

@@ -1,0 +1,390 @@
+//! The runbooks' OpenStack actions, carried out with a [`Session`]: each writes
+//! what it does and sees to the step's output, one line at a time, as the
+//! openstack CLI would, and fails with the API's own message and what to do next.
+
+use super::glance;
+use super::nova::{self, ServerAction};
+use super::session::{OpenStackError, Session};
+use app::model::run_view::TransferRecord;
+use runbook::model::OpenStackAction;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How often a status is polled while waiting.
+const POLL: Duration = Duration::from_secs(2);
+
+/// What an action produced besides its output.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// For downloads and uploads: what was stored or sent.
+    pub transfer: Option<TransferRecord>,
+}
+
+/// Why an action did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    OpenStack(#[from] OpenStackError),
+    #[error("{0}")]
+    Failed(String),
+    #[error("stopped by the operator")]
+    Cancelled,
+    #[error("{what} did not happen within {seconds} s (last seen: {last})")]
+    TimedOut {
+        what: String,
+        seconds: u64,
+        last: String,
+    },
+}
+
+/// The next step for an operator after `e`, when there is a typical one.
+pub fn advice(e: &OpenStackError) -> Option<&'static str> {
+    match e {
+        OpenStackError::Api { status: 404, .. } => {
+            Some("check the name or id (openstack server list / image list)")
+        }
+        OpenStackError::Api { status: 409, .. } => {
+            Some("the server is busy or already in that state: check its status and task state, then run the step again")
+        }
+        OpenStackError::Api { status: 413, .. } => {
+            Some("the project is over quota: free capacity (old snapshots, unused servers) or ask for a higher quota")
+        }
+        OpenStackError::Unauthorized { .. } => {
+            Some("check the cloud's credentials in clouds.yaml (or the OS_* variables)")
+        }
+        OpenStackError::Unreachable { .. } => {
+            Some("check that the portal can reach the cloud's API (address, firewall, CA bundle)")
+        }
+        _ => None,
+    }
+}
+
+fn arg<'a>(args: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, ActionError> {
+    args.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ActionError::Failed(format!("the step has no value for `{name}`")))
+}
+
+fn timeout(args: &BTreeMap<String, String>, default: u64) -> Duration {
+    Duration::from_secs(
+        args.get("timeout_seconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// Carries out `action` with `args`, writing lines with `say`; files of the backup
+/// store are under `store`. `cancelled` says whether the operator stopped it.
+pub async fn run(
+    session: &Session,
+    action: OpenStackAction,
+    args: &BTreeMap<String, String>,
+    store: &Path,
+    say: &(dyn Fn(String) + Send + Sync),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<Done, ActionError> {
+    use OpenStackAction as A;
+    match action {
+        A::ServerShow => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            say(format!("{} ({}): {}", s.name, s.id, s.describe()));
+            Ok(Done::default())
+        }
+        A::ServerList => {
+            let name = args.get("name").map(String::as_str).unwrap_or("");
+            let servers = nova::servers_named_like(session, name).await?;
+            for s in &servers {
+                say(format!("{:<24} {:<36} {}", s.name, s.id, s.describe()));
+            }
+            say(format!("{} server(s)", servers.len()));
+            Ok(Done::default())
+        }
+        A::ServerStop | A::ServerStart | A::ServerReboot => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            let (act, target) = match action {
+                A::ServerStop => (ServerAction::Stop, "SHUTOFF"),
+                A::ServerStart => (ServerAction::Start, "ACTIVE"),
+                _ => (
+                    ServerAction::Reboot {
+                        hard: args.get("hard").is_some_and(|h| h == "true"),
+                    },
+                    "ACTIVE",
+                ),
+            };
+            say(format!("{} ({}) is {}", s.name, s.id, s.describe()));
+            nova::act(session, &s.id, &act).await?;
+            say(format!("{} requested; waiting for {target}", action.name()));
+            wait_server(session, &s.id, target, timeout(args, 600), say, cancelled).await?;
+            Ok(Done::default())
+        }
+        A::ServerWaitStatus => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            wait_server(
+                session,
+                &s.id,
+                arg(args, "status")?,
+                timeout(args, 1800),
+                say,
+                cancelled,
+            )
+            .await?;
+            Ok(Done::default())
+        }
+        A::ServerSnapshot => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            let name = arg(args, "name")?;
+            let image_id = nova::act(
+                session,
+                &s.id,
+                &ServerAction::CreateImage {
+                    name: name.to_string(),
+                },
+            )
+            .await?
+            .ok_or_else(|| ActionError::Failed("Nova did not say which image the snapshot is".into()))?;
+            say(format!("snapshot {name} of {} is image {image_id}", s.name));
+            wait_image(session, &image_id, "active", timeout(args, 3600), say, cancelled).await?;
+            Ok(Done::default())
+        }
+        A::ServerRebuild => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            let image_id = match args.get("image").filter(|i| !i.is_empty()) {
+                Some(image) => glance::find(session, image).await?.id,
+                None => s.image_id().ok_or_else(|| {
+                    ActionError::Failed(format!(
+                        "{} boots from a volume: name the image to rebuild it from",
+                        s.name
+                    ))
+                })?,
+            };
+            say(format!("rebuilding {} ({}) from image {image_id}", s.name, s.id));
+            nova::act(session, &s.id, &ServerAction::Rebuild { image_id }).await?;
+            wait_server(session, &s.id, "ACTIVE", timeout(args, 1800), say, cancelled).await?;
+            Ok(Done::default())
+        }
+        A::ImageShow => {
+            let i = glance::find(session, arg(args, "image")?).await?;
+            say(format!(
+                "{} ({}): {}, {} bytes, md5 {}",
+                i.name.as_deref().unwrap_or("-"),
+                i.id,
+                i.status,
+                i.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                i.checksum.as_deref().unwrap_or("-")
+            ));
+            Ok(Done::default())
+        }
+        A::ImageWaitStatus => {
+            let i = glance::find(session, arg(args, "image")?).await?;
+            wait_image(
+                session,
+                &i.id,
+                arg(args, "status")?,
+                timeout(args, 3600),
+                say,
+                cancelled,
+            )
+            .await?;
+            Ok(Done::default())
+        }
+        A::ImageDownload => {
+            let i = glance::find(session, arg(args, "image")?).await?;
+            let relative = arg(args, "store")?;
+            if relative.starts_with('/') || relative.split('/').any(|s| s == "..") {
+                return Err(ActionError::Failed(format!(
+                    "store path {relative:?} must stay inside the backup store"
+                )));
+            }
+            let dest = store.join(relative);
+            say(format!(
+                "downloading image {} ({}, {} bytes) to backup store:{relative}",
+                i.name.as_deref().unwrap_or("-"),
+                i.id,
+                i.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+            ));
+            let started = Instant::now();
+            let mut last = Instant::now();
+            let got = glance::download(session, &i, &dest, |bytes, total| {
+                if last.elapsed() >= Duration::from_secs(1) {
+                    last = Instant::now();
+                    say(progress_line(bytes, total, started.elapsed()));
+                }
+            })
+            .await?;
+            say(format!(
+                "downloaded {} bytes in {:.1} s{}; MD5 and SHA-512 match the image; SHA-256 {}",
+                got.bytes,
+                started.elapsed().as_secs_f64(),
+                if got.resumed > 0 {
+                    format!(" (resumed {} times)", got.resumed)
+                } else {
+                    String::new()
+                },
+                got.sha256
+            ));
+            Ok(Done {
+                transfer: Some(TransferRecord {
+                    bytes: got.bytes,
+                    sha256: got.sha256,
+                }),
+            })
+        }
+        other => Err(ActionError::Failed(format!(
+            "{} is not carried out by this portal yet: do it with the openstack CLI and skip the step with a reason that says what you did",
+            other.name()
+        ))),
+    }
+}
+
+/// `1.2 GB of 10.0 GB (120.5 MB/s, 1 min 13 s left)`.
+pub fn progress_line(bytes: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    let rate = mb(bytes) / elapsed.as_secs_f64().max(0.001);
+    match total {
+        Some(t) if t > 0 => {
+            let left = if rate > 0.0 {
+                ((mb(t.saturating_sub(bytes))) / rate) as u64
+            } else {
+                0
+            };
+            format!(
+                "{:.1} MB of {:.1} MB ({:.0} %), {:.1} MB/s, {} min {} s left",
+                mb(bytes),
+                mb(t),
+                bytes as f64 * 100.0 / t as f64,
+                rate,
+                left / 60,
+                left % 60
+            )
+        }
+        _ => format!("{:.1} MB, {:.1} MB/s", mb(bytes), rate),
+    }
+}
+
+async fn wait_server(
+    session: &Session,
+    id: &str,
+    status: &str,
+    limit: Duration,
+    say: &(dyn Fn(String) + Send + Sync),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<(), ActionError> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let s = nova::show(session, id).await?;
+        let now = s.describe();
+        if now != last {
+            say(format!("{}: {now}", s.name));
+            last = now;
+        }
+        if s.status == status && s.task_state.is_none() {
+            return Ok(());
+        }
+        if s.status == "ERROR" {
+            return Err(ActionError::Failed(format!(
+                "{} went to ERROR{}: look at the server's fault, fix its cause, then rebuild or recreate it",
+                s.name,
+                s.fault.map(|f| format!(" ({})", f.message)).unwrap_or_default()
+            )));
+        }
+        pause(
+            started,
+            limit,
+            &format!("{} to become {status}", s.name),
+            &last,
+            cancelled,
+        )
+        .await?;
+    }
+}
+
+async fn wait_image(
+    session: &Session,
+    id: &str,
+    status: &str,
+    limit: Duration,
+    say: &(dyn Fn(String) + Send + Sync),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<(), ActionError> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let i = glance::show(session, id).await?;
+        if i.status != last {
+            say(format!(
+                "image {}: {}",
+                i.name.as_deref().unwrap_or(id),
+                i.status
+            ));
+            last = i.status.clone();
+        }
+        if i.status == status {
+            return Ok(());
+        }
+        if matches!(i.status.as_str(), "killed" | "deleted" | "pending_delete") {
+            return Err(ActionError::Failed(format!(
+                "image {id} ended {}: the snapshot or upload failed; delete it and take it again",
+                i.status
+            )));
+        }
+        pause(
+            started,
+            limit,
+            &format!("image {id} to become {status}"),
+            &last,
+            cancelled,
+        )
+        .await?;
+    }
+}
+
+async fn pause(
+    started: Instant,
+    limit: Duration,
+    what: &str,
+    last: &str,
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<(), ActionError> {
+    if cancelled() {
+        return Err(ActionError::Cancelled);
+    }
+    if started.elapsed() + POLL > limit {
+        return Err(ActionError::TimedOut {
+            what: what.to_string(),
+            seconds: limit.as_secs(),
+            last: last.to_string(),
+        });
+    }
+    tokio::time::sleep(POLL).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_how_much_how_fast_and_how_long() {
+        assert_eq!(
+            progress_line(250_000_000, Some(1_000_000_000), Duration::from_secs(5)),
+            "250.0 MB of 1000.0 MB (25 %), 50.0 MB/s, 0 min 15 s left"
+        );
+        assert_eq!(
+            progress_line(10_000_000, None, Duration::from_secs(2)),
+            "10.0 MB, 5.0 MB/s"
+        );
+    }
+
+    #[test]
+    fn typical_errors_come_with_what_to_do() {
+        let over = OpenStackError::Api {
+            service: "image".into(),
+            status: 413,
+            message: "quota".into(),
+        };
+        assert!(advice(&over).unwrap().contains("over quota"));
+    }
+}
