@@ -2,6 +2,7 @@
 //! on the configured sites, one connection per host reused within a run.
 
 use super::known_hosts::KnownHosts;
+use super::openstack::{actions, session::Session};
 use super::site::{Site, SiteError, SiteSession};
 use super::ssh::{Connector, Ending as SshEnding, OutputStream, SshError};
 use super::transfer;
@@ -25,6 +26,8 @@ pub(super) struct SiteEntry {
     pub(super) added: Vec<(String, String)>,
     /// Keys hosts presented that were refused, newest last.
     pub(super) refused: Vec<Refusal>,
+    /// A session with the site's OpenStack, when it has one.
+    pub(super) openstack: Option<Arc<Session>>,
 }
 
 /// A host key that was presented and refused.
@@ -61,6 +64,7 @@ impl SiteExecutor {
         for site in sites {
             let connector = site.connector()?;
             let file_keys = site.known_hosts()?;
+            let openstack = site.openstack(&process_env())?;
             entries.insert(
                 site.name.clone(),
                 SiteEntry {
@@ -69,6 +73,7 @@ impl SiteExecutor {
                     file_keys,
                     added: Vec::new(),
                     refused: Vec::new(),
+                    openstack,
                 },
             );
         }
@@ -91,6 +96,7 @@ impl SiteExecutor {
     pub fn add(&self, site: Site) -> Result<(), SiteError> {
         let connector = site.connector()?;
         let file_keys = site.known_hosts()?;
+        let openstack = site.openstack(&process_env())?;
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         sites.insert(
             site.name.clone(),
@@ -100,6 +106,7 @@ impl SiteExecutor {
                 file_keys,
                 added: Vec::new(),
                 refused: Vec::new(),
+                openstack,
             },
         );
         Ok(())
@@ -176,6 +183,7 @@ impl Executor for SiteExecutor {
             .map(|e| SiteInfo {
                 name: e.site.name.clone(),
                 description: e.site.description.clone(),
+                openstack: e.openstack.is_some(),
             })
             .collect()
     }
@@ -188,6 +196,28 @@ impl Executor for SiteExecutor {
         output: OutputTx,
         cancel: CancelSignal,
     ) -> BoxFuture<Result<Finished, String>> {
+        if let Job::OpenStack { action, args } = job {
+            let cloud = self
+                .sites
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(site)
+                .map(|e| e.openstack.clone());
+            let store = self.store.clone();
+            let site = site.to_string();
+            return Box::pin(async move {
+                let cloud = match cloud {
+                    None => return Err(format!("site {site:?} is not configured in this portal")),
+                    Some(None) => {
+                        return Err(format!(
+                            "site {site:?} has no OpenStack cloud: set cloud = \"<name>\" for it in the sites file"
+                        ))
+                    }
+                    Some(Some(c)) => c,
+                };
+                openstack_job(&cloud, &action, &args, &store, &output, cancel).await
+            });
+        }
         let session = self.session(run_id, site);
         let sites = self.sites.clone();
         let site = site.to_string();
@@ -257,6 +287,7 @@ impl Executor for SiteExecutor {
                         }
                     }
                 }
+                Job::OpenStack { .. } => Err("an OpenStack job reached the SSH executor".into()),
             }
         })
     }
@@ -264,5 +295,65 @@ impl Executor for SiteExecutor {
     fn end_run(&self, run_id: i64) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.remove(&run_id);
+    }
+}
+
+/// The process environment, where clouds.yaml is looked for.
+fn process_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// Runs an OpenStack action, its lines into `output`; an API error ends it with
+/// the API's message and, when there is a typical one, what to do next.
+async fn openstack_job(
+    cloud: &Session,
+    action: &str,
+    args: &std::collections::BTreeMap<String, String>,
+    store: &std::path::Path,
+    output: &OutputTx,
+    cancel: CancelSignal,
+) -> Result<Finished, String> {
+    let action = runbook::model::OpenStackAction::from_name(action)
+        .ok_or_else(|| format!("unknown OpenStack action {action:?}"))?;
+    let say = |line: String| {
+        let _ = output.send((false, format!("{line}\n").into_bytes()));
+    };
+    let stop = cancel.clone();
+    let cancelled = move || stop.is_cancelled();
+    let work = actions::run(cloud, action, args, store, &say, &cancelled);
+    let result = tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => Err(actions::ActionError::Cancelled),
+    };
+    match result {
+        Ok(done) => Ok(Finished {
+            ending: Ending::Exited,
+            exit_status: Some(0),
+            transfer: done.transfer,
+        }),
+        Err(actions::ActionError::Cancelled) => Ok(Finished {
+            ending: Ending::Cancelled,
+            exit_status: None,
+            transfer: None,
+        }),
+        Err(actions::ActionError::TimedOut {
+            what,
+            seconds,
+            last,
+        }) => {
+            say(format!(
+                "{what} did not happen within {seconds} s (last seen: {last})"
+            ));
+            Ok(Finished {
+                ending: Ending::TimedOut,
+                exit_status: None,
+                transfer: None,
+            })
+        }
+        Err(actions::ActionError::OpenStack(e)) => Err(match actions::advice(&e) {
+            Some(next) => format!("{e}: {next}"),
+            None => e.to_string(),
+        }),
+        Err(e) => Err(e.to_string()),
     }
 }

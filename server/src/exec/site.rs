@@ -11,6 +11,9 @@
 //! # agent_socket = "/run/portal/agent"    #   SSH_AUTH_SOCK, or at agent_socket (optional)
 //! known_hosts = "fra1/known_hosts"        # the host keys to trust (OpenSSH format)
 //! jump_host = "cluman"                    # internal hosts are reached through it (ssh -J)
+//! cloud = "fra1"                          # its OpenStack: a cloud of clouds.yaml (optional)
+//! clouds_file = "fra1/clouds.yaml"        # optional; else OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
+//!                                         #   ~/.config/openstack/, /etc/openstack/
 //!
 //! [[sites.hosts]]
 //! name = "cluman"
@@ -23,6 +26,8 @@
 //! ```
 
 use super::known_hosts::KnownHosts;
+use super::openstack::cloud;
+use super::openstack::session::Session;
 use super::ssh::{load_key, Connection, Connector, Credentials, Endpoint, SshError};
 use runbook::hosts::KNOWN_HOSTS;
 use serde::Deserialize;
@@ -51,6 +56,8 @@ struct RawSite {
     agent_socket: Option<String>,
     known_hosts: String,
     jump_host: String,
+    cloud: Option<String>,
+    clouds_file: Option<String>,
     hosts: Vec<RawHost>,
 }
 
@@ -92,6 +99,16 @@ pub struct Site {
     pub hosts: Vec<SiteHost>,
     pub auth: SiteAuth,
     pub known_hosts_path: PathBuf,
+    /// The site's OpenStack cloud, when its OpenStack steps run from the portal.
+    pub cloud: Option<SiteCloud>,
+}
+
+/// Which cloud of which `clouds.yaml` a site's OpenStack steps use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteCloud {
+    pub name: String,
+    /// Else the standard locations.
+    pub clouds_file: Option<PathBuf>,
 }
 
 /// A problem with the sites file.
@@ -207,6 +224,11 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Vec<Site>, Vec<SiteE
                 SiteAuth::Agent { socket: None }
             }
         };
+        if s.clouds_file.is_some() && s.cloud.is_none() {
+            errors.push(err(format!(
+                "{label}: clouds_file needs cloud = \"<name of the cloud in it>\""
+            )));
+        }
         sites.push(Site {
             name: s.name,
             description: s.description,
@@ -214,6 +236,10 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Vec<Site>, Vec<SiteE
             hosts,
             auth,
             known_hosts_path: base.join(&s.known_hosts),
+            cloud: s.cloud.map(|name| SiteCloud {
+                name,
+                clouds_file: s.clouds_file.map(|f| base.join(f)),
+            }),
         });
     }
     if errors.is_empty() {
@@ -224,6 +250,54 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Vec<Site>, Vec<SiteE
 }
 
 impl Site {
+    /// A session with the site's cloud, if it has one: its clouds.yaml (and the
+    /// secure.yaml beside it) is read now, so a mistake stops the portal at start.
+    pub fn openstack(
+        &self,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<Arc<Session>>, SiteError> {
+        let Some(c) = &self.cloud else {
+            return Ok(None);
+        };
+        let err = |message: String| SiteError {
+            file: format!("site {:?}", self.name),
+            message,
+        };
+        let candidates = match &c.clouds_file {
+            Some(f) => vec![f.clone()],
+            None => cloud::clouds_yaml_candidates(env),
+        };
+        let file = candidates.iter().find(|f| f.is_file()).ok_or_else(|| {
+            err(format!(
+                "cloud {:?}: no clouds.yaml at {}",
+                c.name,
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| err(format!("{}: {e}", file.display())))?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let secure_path = dir.join("secure.yaml");
+        let secure = std::fs::read_to_string(&secure_path).ok();
+        let cloud = cloud::from_clouds_yaml(
+            &file.display().to_string(),
+            &text,
+            secure
+                .as_deref()
+                .map(|t| (secure_path.to_str().unwrap_or("secure.yaml"), t)),
+            &c.name,
+            dir,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        Session::new(cloud, std::time::Duration::from_secs(60))
+            .map(|s| Some(Arc::new(s)))
+            .map_err(|e| err(e.to_string()))
+    }
+
     /// The host named `name`.
     pub fn host(&self, name: &str) -> Option<&SiteHost> {
         self.hosts.iter().find(|h| h.endpoint.name == name)

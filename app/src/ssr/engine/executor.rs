@@ -26,6 +26,11 @@ pub enum Job {
         from: RenderedEndpoint,
         to: RenderedEndpoint,
     },
+    /// Call the site's OpenStack: `action` (a runbook action name) with `args`.
+    OpenStack {
+        action: String,
+        args: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// How a job ended when it could run.
@@ -77,6 +82,8 @@ impl CancelSignal {
 pub struct SiteInfo {
     pub name: String,
     pub description: String,
+    /// The site has an OpenStack cloud the portal can call.
+    pub openstack: bool,
 }
 
 /// Reaches sites. A job that cannot run at all (unknown host, refused host key,

@@ -71,7 +71,7 @@ impl Engine {
         actor: &Actor,
     ) -> Result<(), ServiceError> {
         if let StepAction::OpenStack { .. } = ctx.step.action {
-            return Err(conflict(super::view::OPENSTACK_NOT_AVAILABLE));
+            self.openstack_available(&ctx.record.summary.site)?;
         }
         let action = render_now(&ctx.step, ctx.position, &ctx.record)?;
         let (canonical, hash) = fingerprinted(&ctx.record, &ctx.step.id, &action);

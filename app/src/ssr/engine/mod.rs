@@ -224,6 +224,10 @@ impl Engine {
         let runbook = self.runbook_of(&record)?;
         let attempts = runs::attempts(&self.pool, run_id).await?;
         let approvals = super::approvals::for_run(&self.pool, run_id).await?;
+        let openstack = self
+            .sites()
+            .iter()
+            .any(|s| s.name == record.summary.site && s.openstack);
         let break_glass = super::approvals::break_glass(&self.pool)
             .await?
             .remove(&record.summary.site);
@@ -233,7 +237,17 @@ impl Engine {
             attempts,
             approvals,
             break_glass,
+            openstack,
         ))
+    }
+
+    /// Refuses OpenStack steps on a site without a cloud, saying how to add one.
+    fn openstack_available(&self, site: &str) -> Result<(), ServiceError> {
+        if self.sites().iter().any(|s| s.name == site && s.openstack) {
+            Ok(())
+        } else {
+            Err(conflict(view::openstack_not_available(site)))
+        }
     }
 
     /// Carries out the operator's (`who`'s) `command` on step `position` of run
@@ -418,7 +432,7 @@ impl Engine {
             StepCommand::Run => {
                 in_order()?;
                 if let StepAction::OpenStack { .. } = step.action {
-                    return Err(conflict(view::OPENSTACK_NOT_AVAILABLE));
+                    self.openstack_available(&record.summary.site)?;
                 }
                 if let StepAction::Manual { .. } = step.action {
                     return Err(conflict(format!(
@@ -686,6 +700,30 @@ impl Engine {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(u64::from(interval_seconds))) => {}
                         _ = cancel.clone().cancelled() => break Outcome { ending: "cancelled".into(), checks: Some(checks), ..o },
+                    }
+                }
+            }
+            (StepAction::OpenStack { .. }, RenderedAction::OpenStack { action, args }) => {
+                let job = Job::OpenStack { action, args };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let run = self.executor.execute(run_id, &site, job, tx, cancel);
+                let (result, _) = tokio::join!(run, output.drain(rx));
+                match result {
+                    Ok(f) => Outcome {
+                        passed: f.ending == Ending::Exited,
+                        exit_status: f.exit_status,
+                        ending: match f.ending {
+                            Ending::Exited => "exited",
+                            Ending::Cancelled => "cancelled",
+                            Ending::TimedOut => "timed_out",
+                        }
+                        .into(),
+                        transfer: f.transfer,
+                        ..Outcome::default()
+                    },
+                    Err(message) => {
+                        output.note(&format!("{message}\n")).await;
+                        outcome::could_not_run(&message)
                     }
                 }
             }

@@ -10,8 +10,10 @@ use runbook::render::{render, RenderedAction, RenderedEndpoint};
 use runbook::Runbook;
 use std::collections::BTreeMap;
 
-/// Why an OpenStack step cannot run from this portal yet.
-pub const OPENSTACK_NOT_AVAILABLE: &str = "OpenStack steps are executed by the portal's OpenStack executor, which this portal does not have yet. Do this step with the openstack CLI and skip it here with a reason that says what you did.";
+/// Why an OpenStack step cannot run on `site` from this portal.
+pub fn openstack_not_available(site: &str) -> String {
+    format!("Site {site} has no OpenStack cloud configured in this portal (cloud = \"<name>\" in the sites file), so its OpenStack steps cannot run from here. Do this step with the openstack CLI and skip it here with a reason that says what you did.")
+}
 
 /// The values a step's templates and conditions see: parameters, then captures.
 pub fn lookup<'a>(
@@ -74,6 +76,7 @@ pub fn run_view(
     mut attempts: BTreeMap<i32, Vec<AttemptView>>,
     mut approvals: BTreeMap<i32, Vec<ApprovalView>>,
     break_glass: Option<BreakGlassView>,
+    openstack: bool,
 ) -> RunView {
     let values = lookup(&record.parameters, &record.captures);
     let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
@@ -112,7 +115,9 @@ pub fn run_view(
                 )
             });
             let blocked = match &step.action {
-                StepAction::OpenStack { .. } => Some(OPENSTACK_NOT_AVAILABLE.to_string()),
+                StepAction::OpenStack { .. } if !openstack => {
+                    Some(openstack_not_available(&record.summary.site))
+                }
                 _ => None,
             };
             RunStepView {

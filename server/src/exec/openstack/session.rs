@@ -111,12 +111,13 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session with `cloud`; every request times out after `timeout`, and a
-    /// connection attempt after at most 10 s.
+    /// A session with `cloud`; a request fails when the cloud sends nothing for
+    /// `timeout` (a whole download may take much longer), and a connection
+    /// attempt after at most 10 s.
     pub fn new(cloud: Cloud, timeout: Duration) -> Result<Self, OpenStackError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
+            .read_timeout(timeout)
             .user_agent(concat!("recovery-portal/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &cloud.cacert {
             let bad = |message: String| OpenStackError::CaBundle {
