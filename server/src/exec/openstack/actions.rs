@@ -3,6 +3,7 @@
 //! openstack CLI would, and fails with the API's own message and what to do next.
 
 use super::glance;
+use super::heat;
 use super::nova::{self, ServerAction};
 use super::session::{OpenStackError, Session};
 use app::model::run_view::TransferRecord;
@@ -230,6 +231,126 @@ pub async fn run(
                     sha256: got.sha256,
                 }),
             })
+        }
+        A::ImageList => {
+            let images = glance::list(session, args.get("name").map(String::as_str).unwrap_or("")).await?;
+            for i in &images {
+                say(format!(
+                    "{:<40} {:<36} {}",
+                    i.name.as_deref().unwrap_or("-"),
+                    i.id,
+                    i.status
+                ));
+            }
+            say(format!("{} image(s)", images.len()));
+            Ok(Done::default())
+        }
+        A::ImageDelete => {
+            let i = glance::find(session, arg(args, "image")?).await?;
+            glance::delete(session, &i.id).await?;
+            say(format!("deleted image {} ({})", i.name.as_deref().unwrap_or("-"), i.id));
+            Ok(Done::default())
+        }
+        A::ServerDelete => {
+            let s = nova::find_server(session, arg(args, "server")?).await?;
+            nova::delete(session, &s.id).await?;
+            say(format!("deleting {} ({})", s.name, s.id));
+            let started = Instant::now();
+            loop {
+                match nova::show(session, &s.id).await {
+                    Err(OpenStackError::Api { status: 404, .. }) => break,
+                    Ok(now) => say(format!("{}: {}", now.name, now.describe())),
+                    Err(e) => return Err(e.into()),
+                }
+                pause(started, timeout(args, 600), &format!("{} to be deleted", s.name), "", cancelled).await?;
+            }
+            say(format!("{} is deleted", s.name));
+            Ok(Done::default())
+        }
+        A::ImageUpload => {
+            let relative = arg(args, "store")?;
+            if relative.starts_with('/') || relative.split('/').any(|s| s == "..") {
+                return Err(ActionError::Failed(format!(
+                    "store path {relative:?} must stay inside the backup store"
+                )));
+            }
+            let path = store.join(relative);
+            let name = arg(args, "name")?;
+            say(format!("uploading backup store:{relative} as image {name}"));
+            let started = Instant::now();
+            let (i, md5, sha256, bytes) = glance::upload(
+                session,
+                name,
+                args.get("disk_format").map(String::as_str).unwrap_or("qcow2"),
+                args.get("container_format").map(String::as_str).unwrap_or("bare"),
+                &path,
+                |_, _| {},
+            )
+            .await?;
+            say(format!(
+                "sent {bytes} bytes in {:.1} s; image {} is {}",
+                started.elapsed().as_secs_f64(),
+                i.id,
+                i.status
+            ));
+            wait_image(session, &i.id, "active", timeout(args, 3600), say, cancelled).await?;
+            let stored = glance::show(session, &i.id).await?;
+            if stored.checksum.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case(&md5)) {
+                return Err(ActionError::Failed(format!(
+                    "Glance's checksum of image {} differs from the file's MD5 {md5}: delete the image and upload it again",
+                    i.id
+                )));
+            }
+            say(format!("Glance's checksum matches the file's MD5 {md5}"));
+            Ok(Done {
+                transfer: Some(TransferRecord { bytes, sha256 }),
+            })
+        }
+        A::CapacityCheck => {
+            let figures = nova::capacity(session).await?;
+            for (k, v) in &figures {
+                say(format!("{k:<20} {v}"));
+            }
+            let get = |k: &str| figures.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+            if get("free_disk_gb").is_some_and(|f| f <= 0) {
+                return Err(ActionError::Failed(
+                    "the hypervisors have no free disk: free space before taking a snapshot".into(),
+                ));
+            }
+            if let (Some(max), Some(used)) = (get("maxTotalInstances"), get("totalInstancesUsed")) {
+                if max >= 0 && used >= max {
+                    return Err(ActionError::Failed(format!(
+                        "the project uses {used} of its {max} instances: no server can be added"
+                    )));
+                }
+            }
+            Ok(Done::default())
+        }
+        A::StackList => {
+            for s in heat::list(session).await? {
+                say(format!("{:<24} {:<36} {}", s.stack_name, s.id, s.stack_status));
+            }
+            Ok(Done::default())
+        }
+        A::StackShow => {
+            let s = heat::show(session, arg(args, "stack")?).await?;
+            say(format!(
+                "{} ({}): {}{}",
+                s.stack_name,
+                s.id,
+                s.stack_status,
+                s.stack_status_reason.map(|r| format!(" — {r}")).unwrap_or_default()
+            ));
+            Ok(Done::default())
+        }
+        A::StackResources => {
+            for r in heat::resources(session, arg(args, "stack")?).await? {
+                say(format!(
+                    "{:<24} {:<28} {:<36} {}",
+                    r.resource_name, r.resource_type, r.physical_resource_id, r.resource_status
+                ));
+            }
+            Ok(Done::default())
         }
         other => Err(ActionError::Failed(format!(
             "{} is not carried out by this portal yet: do it with the openstack CLI and skip the step with a reason that says what you did",

@@ -315,6 +315,120 @@ pub async fn download(
     })
 }
 
+/// Every image whose name contains `part` (all when empty), following `next`.
+pub async fn list(session: &Session, part: &str) -> Result<Vec<Image>, OpenStackError> {
+    let mut all = Vec::new();
+    let mut path = "v2/images".to_string();
+    let mut query = vec![("limit", "100".to_string())];
+    loop {
+        let q = query.clone();
+        let r = session
+            .send(IMAGE, Method::GET, &path, |r| r.query(&q))
+            .await?;
+        let page: ImagePage = decode(&text(r).await?)?;
+        all.extend(
+            page.images
+                .into_iter()
+                .filter(|i| i.name.as_deref().unwrap_or("").contains(part)),
+        );
+        match page.next {
+            Some(next) => {
+                path = next.trim_start_matches('/').to_string();
+                query.clear();
+            }
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Deletes image `id`.
+pub async fn delete(session: &Session, id: &str) -> Result<(), OpenStackError> {
+    session
+        .send(IMAGE, Method::DELETE, &format!("v2/images/{id}"), |r| r)
+        .await?;
+    Ok(())
+}
+
+/// Creates image `name` and uploads the file at `path` into it, streamed;
+/// `progress` hears `(bytes sent, total)`. Returns the new image (queued or
+/// saving: wait for it to become active) and the file's MD5 and SHA-256.
+pub async fn upload(
+    session: &Session,
+    name: &str,
+    disk_format: &str,
+    container_format: &str,
+    path: &Path,
+    progress: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<(Image, String, String, u64), OpenStackError> {
+    let failed = |message: String| OpenStackError::Api {
+        service: "image".into(),
+        status: 0,
+        message,
+    };
+    // Hashed first: the checksum Glance reports is compared with it after.
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let mut hashes = Hashes::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hashes.update(&buf[..n]);
+    }
+    let total = hashes.bytes;
+    let body = serde_json::json!({
+        "name": name, "disk_format": disk_format, "container_format": container_format, "visibility": "private"
+    });
+    let r = session
+        .send(IMAGE, Method::POST, "v2/images", |r| r.json(&body))
+        .await?;
+    let image: Image = decode(&text(r).await?)?;
+    let progress = std::sync::Arc::new(progress);
+    let path_owned = path.to_path_buf();
+    let make_body = move || {
+        // Each attempt reads the file anew (a 401 renews the token and resends).
+        let Ok(file) = std::fs::File::open(&path_owned) else {
+            return reqwest::Body::from(Vec::new());
+        };
+        let progress = progress.clone();
+        let mut sent = 0u64;
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
+                .map(move |chunk| {
+                    if let Ok(c) = &chunk {
+                        sent += c.len() as u64;
+                        progress(sent, total);
+                    }
+                    chunk
+                });
+        reqwest::Body::wrap_stream(stream)
+    };
+    session
+        .send(
+            IMAGE,
+            Method::PUT,
+            &format!("v2/images/{}/file", image.id),
+            |r| {
+                r.header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", total)
+                    .body(make_body())
+            },
+        )
+        .await?;
+    Ok((
+        image,
+        hex::encode(hashes.md5.finalize()),
+        hex::encode(hashes.sha256.finalize()),
+        total,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

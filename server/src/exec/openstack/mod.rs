@@ -6,11 +6,13 @@
 //! - [`session`]: authentication, renewal, and requests to a catalogued service.
 //! - [`nova`]: servers by name or id, their state, and actions on them.
 //! - [`glance`]: images by name or id, and downloads that stream, verify and resume.
+//! - [`heat`]: stacks and their resources.
 //! - [`actions`]: the runbooks' OpenStack actions, with their output for the step.
 
 pub mod actions;
 pub mod catalog;
 pub mod cloud;
 pub mod glance;
+pub mod heat;
 pub mod nova;
 pub mod session;

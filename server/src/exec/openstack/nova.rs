@@ -244,6 +244,77 @@ pub async fn act(
     Ok(None)
 }
 
+/// Free capacity: the hypervisors' statistics (admin; absent after 2.87) and the
+/// project's absolute limits, as `(name, value)` pairs to print.
+pub async fn capacity(session: &Session) -> Result<Vec<(String, i64)>, OpenStackError> {
+    let mut out = Vec::new();
+    let read = |v: &Value, keys: &[&str], out: &mut Vec<(String, i64)>| {
+        for k in keys {
+            if let Some(n) = v.get(*k).and_then(Value::as_i64) {
+                out.push((k.to_string(), n));
+            }
+        }
+    };
+    match session
+        .send(COMPUTE, Method::GET, "os-hypervisors/statistics", |r| {
+            r.header("OpenStack-API-Version", MICROVERSION)
+        })
+        .await
+    {
+        Ok(r) => {
+            let v: Value = decode(&r.text().await.unwrap_or_default())?;
+            read(
+                &v["hypervisor_statistics"],
+                &[
+                    "free_disk_gb",
+                    "free_ram_mb",
+                    "vcpus",
+                    "vcpus_used",
+                    "running_vms",
+                ],
+                &mut out,
+            );
+        }
+        // Not an admin, or a newer cloud: the limits still say something.
+        Err(OpenStackError::Api {
+            status: 403 | 404, ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    let r = session
+        .send(COMPUTE, Method::GET, "limits", |r| {
+            r.header("OpenStack-API-Version", MICROVERSION)
+        })
+        .await?;
+    let v: Value = decode(&r.text().await.unwrap_or_default())?;
+    read(
+        &v["limits"]["absolute"],
+        &[
+            "maxTotalInstances",
+            "totalInstancesUsed",
+            "maxTotalCores",
+            "totalCoresUsed",
+            "maxTotalRAMSize",
+            "totalRAMUsed",
+        ],
+        &mut out,
+    );
+    Ok(out)
+}
+
+/// Deletes server `id`.
+pub async fn delete(session: &Session, id: &str) -> Result<(), OpenStackError> {
+    session
+        .send(
+            COMPUTE,
+            Method::DELETE,
+            &format!("servers/{}", path_segment(id)),
+            |r| r.header("OpenStack-API-Version", MICROVERSION),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Escapes the characters a regular expression gives meaning to.
 fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
