@@ -99,7 +99,8 @@ pub enum OpenStackFault {
     SnapshotKilled,
     /// The next action on the server of this VM puts it in ERROR with a fault.
     ServerError { host: String },
-    /// An image download closes the connection after half of its bytes.
+    /// An image download closes the connection after half of its bytes (a
+    /// resumed request, with a `Range`, completes).
     DownloadDrops,
     /// Every token issued before the fault was switched on is refused (401),
     /// even if not yet expired; a new authentication works.
@@ -387,7 +388,7 @@ mod tests {
         faults.set_named("over-quota", false).unwrap();
         assert!(!faults.openstack_on(&OpenStackFault::OverQuota));
         faults.set_vm_off("qns01", true);
-        assert!(faults.host_down("qns01") && faults.active().is_empty());
+        assert!(faults.host_down("qns01") && faults.active() == [Fault::SvnNotSynced]);
     }
 
     #[test]

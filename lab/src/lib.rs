@@ -258,6 +258,8 @@ impl Lab {
             lab.dir.join("openstack_url"),
             format!("{}\n", lab.openstack_auth_url()),
         )?;
+        // What the sites file below names as the site's cloud.
+        std::fs::write(lab.dir.join("clouds.yaml"), lab.clouds_yaml())?;
         Ok(lab)
     }
 
@@ -304,6 +306,7 @@ impl Lab {
             USER,
             &self.key_path(),
             &self.known_hosts_path(),
+            &self.dir.join("clouds.yaml"),
         )
     }
 
@@ -334,7 +337,14 @@ impl Lab {
         )?;
         std::fs::write(
             out.join("sites.toml"),
-            site_files::sites_toml("lab", &self.hosts, USER, &key, &known_path),
+            site_files::sites_toml(
+                "lab",
+                &self.hosts,
+                USER,
+                &key,
+                &known_path,
+                &out.join("clouds.yaml"),
+            ),
         )?;
         std::fs::write(out.join("clouds.yaml"), self.clouds_yaml())?;
         Ok(())

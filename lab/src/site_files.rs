@@ -70,6 +70,7 @@ pub fn sites_toml(
     user: &str,
     key: &Path,
     known_hosts: &Path,
+    clouds_file: &Path,
 ) -> String {
     let jump = hosts
         .iter()
@@ -95,6 +96,11 @@ pub fn sites_toml(
         toml_string(&known_hosts.display().to_string())
     ));
     s.push_str(&format!("jump_host = {}\n", toml_string(&jump)));
+    s.push_str("cloud = \"lab\"\n");
+    s.push_str(&format!(
+        "clouds_file = {}\n",
+        toml_string(&clouds_file.display().to_string())
+    ));
     for h in hosts {
         s.push_str("\n[[sites.hosts]]\n");
         s.push_str(&format!("name = {}\n", toml_string(&h.name)));
@@ -149,11 +155,14 @@ mod tests {
             "root",
             Path::new("/l/id \"x\""),
             Path::new("/l/kh"),
+            Path::new("/l/clouds.yaml"),
         );
         let v: toml::Value = toml::from_str(&s).unwrap();
         let site = &v["sites"][0];
         assert_eq!(site["jump_host"].as_str(), Some("cluman"));
         assert_eq!(site["key"].as_str(), Some("/l/id \"x\""));
         assert_eq!(site["hosts"][1]["port"].as_integer(), Some(4001));
+        assert_eq!(site["cloud"].as_str(), Some("lab"));
+        assert_eq!(site["clouds_file"].as_str(), Some("/l/clouds.yaml"));
     }
 }

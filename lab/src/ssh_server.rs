@@ -94,6 +94,7 @@ pub async fn serve(vm: String, listener: TcpListener, keys: HostKeys, shared: Sh
             shared: shared.clone(),
         };
         let mut conn_shutdown = shared.shutdown.clone();
+        let (power, power_vm) = (shared.faults.clone(), vm.clone());
         tokio::spawn(async move {
             let session = match server::run_stream(config, socket, handler).await {
                 Ok(s) => s,
@@ -114,8 +115,22 @@ pub async fn serve(vm: String, listener: TcpListener, keys: HostKeys, shared: Sh
                         .disconnect(Disconnect::ByApplication, "the lab is shutting down".into(), "en".into())
                         .await;
                 }
+                // The VM's server stopped (or was rebuilt, deleted, ...) in the
+                // simulated OpenStack: its connections go with it.
+                _ = powered_off(&power, &power_vm) => {
+                    let _ = handle
+                        .disconnect(Disconnect::ByApplication, "the VM is powering off".into(), "en".into())
+                        .await;
+                }
             }
         });
+    }
+}
+
+/// Resolves once OpenStack has the VM not running.
+async fn powered_off(faults: &Faults, vm: &str) {
+    while !faults.vm_off(vm) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

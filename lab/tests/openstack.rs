@@ -454,6 +454,8 @@ async fn stop_and_start_take_the_vm_off_and_on_ssh() {
         Some(255),
         "SSH to a SHUTOFF VM must fail"
     );
+    let esc_state = |c: &Cloud| c.lab.state().snapshot().esc.vm_states["pcrfclient01"].clone();
+    assert_eq!(esc_state(&c), "VM_SHUTOFF_STATE");
 
     // Stopping a stopped server: 409.
     let r = c.action("pcrfclient01", json!({"os-stop": null})).await;
@@ -472,6 +474,19 @@ async fn stop_and_start_take_the_vm_off_and_on_ssh() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // ESC saw it come back, as runbook 00 waits for.
+    assert_eq!(esc_state(&c), "VM_ALIVE_STATE");
+    let log = c
+        .lab
+        .state()
+        .read_file("esc-master", "/var/log/esc/yangesc.log")
+        .unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(
+        log.lines().last().unwrap().contains("SERVICE_ALIVE_STATE"),
+        "{log}"
+    );
+    assert!(log.contains("VM_SHUTOFF_STATE"), "{log}");
 
     // Reboot goes through REBOOT.
     let r = c.action("qns01", json!({"reboot": {"type": "SOFT"}})).await;
@@ -1027,5 +1042,242 @@ async fn fault_over_quota() {
         .action("qns01", json!({"createImage": {"name": "q"}}))
         .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    c.lab.shutdown().await;
+}
+
+/// A venv with python-openstackclient and python-heatclient under the target
+/// directory (made once, reused); None when PyPI cannot be reached.
+async fn openstack_cli() -> Option<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let venv = target.join("osc-venv");
+    let cli = venv.join("bin/openstack");
+    if cli.exists() {
+        return Some(cli);
+    }
+    let ok = |s: std::io::Result<std::process::ExitStatus>| s.is_ok_and(|s| s.success());
+    if !ok(tokio::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .await)
+    {
+        return None;
+    }
+    let pip = tokio::process::Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "-q",
+            "python-openstackclient",
+            "python-heatclient",
+        ])
+        .status()
+        .await;
+    (ok(pip) && cli.exists()).then_some(cli)
+}
+
+struct Osc {
+    cli: std::path::PathBuf,
+    clouds: std::path::PathBuf,
+}
+
+impl Osc {
+    async fn run(&self, args: &[&str]) -> String {
+        let out = tokio::process::Command::new(&self.cli)
+            .env("OS_CLIENT_CONFIG_FILE", &self.clouds)
+            .env_remove("OS_CLOUD")
+            .arg("--os-cloud")
+            .arg("lab")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openstack {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-f", "json"]);
+        let out = self.run(&all).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    async fn wait_status(&self, server: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.json(&["server", "show", server]).await;
+            if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{s}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The real python-openstackclient (with heatclient) against the lab, logged
+/// in through the `clouds.yaml` that `write_out` writes. Needs PyPI once to
+/// make the venv (under the target directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openstackclient_drives_the_lab() {
+    let Some(cli) = openstack_cli().await else {
+        panic!("cannot make a venv with python-openstackclient (is PyPI reachable?)");
+    };
+    let c = Cloud::start().await;
+    let osc = Osc {
+        cli,
+        clouds: c.dir.path().join("clouds.yaml"),
+    };
+
+    let list = osc.json(&["server", "list"]).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 13, "{list:?}");
+    assert!(list.iter().all(|s| s["Status"] == "ACTIVE"));
+    let show = osc.json(&["server", "show", "pcrfclient01"]).await;
+    assert_eq!(show["status"], "ACTIVE");
+    assert_eq!(show["id"], c.server_id("pcrfclient01").as_str());
+    assert!(
+        show["addresses"].to_string().contains("172.16.2.20"),
+        "{show}"
+    );
+    assert!(
+        show["flavor"].to_string().contains("cps-pcrfclient"),
+        "{show}"
+    );
+
+    osc.run(&["server", "stop", "pcrfclient01"]).await;
+    osc.wait_status("pcrfclient01", "SHUTOFF").await;
+    assert_eq!(c.ssh("pcrfclient01", "true").await.status.code(), Some(255));
+    osc.run(&["server", "start", "pcrfclient01"]).await;
+    osc.wait_status("pcrfclient01", "ACTIVE").await;
+    assert_eq!(c.ssh("pcrfclient01", "true").await.status.code(), Some(0));
+
+    let image = osc
+        .json(&[
+            "server",
+            "image",
+            "create",
+            "--name",
+            "pcrf_snap",
+            "--wait",
+            "pcrfclient01",
+        ])
+        .await;
+    assert_eq!(image["name"], "pcrf_snap");
+    let shown = osc.json(&["image", "show", "pcrf_snap"]).await;
+    assert_eq!(shown["status"], "active");
+    let images = osc.json(&["image", "list"]).await;
+    assert!(images
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["Name"] == "pcrf_snap"));
+    let saved = c.dir.path().join("saved.qcow2");
+    osc.run(&[
+        "image",
+        "save",
+        "--file",
+        saved.to_str().unwrap(),
+        "pcrf_snap",
+    ])
+    .await;
+    let (md5, _) = hashes(&std::fs::read(&saved).unwrap());
+    assert_eq!(shown["checksum"], md5.as_str());
+
+    c.lab
+        .state()
+        .write_file("pcrfclient01", "/root/after-snapshot", b"x")
+        .unwrap();
+    osc.run(&[
+        "server",
+        "rebuild",
+        "--image",
+        "pcrf_snap",
+        "--wait",
+        "pcrfclient01",
+    ])
+    .await;
+    osc.wait_status("pcrfclient01", "ACTIVE").await;
+    assert!(c
+        .lab
+        .state()
+        .read_file("pcrfclient01", "/root/after-snapshot")
+        .is_err());
+
+    osc.run(&["server", "delete", "--wait", "qns04"]).await;
+    assert!(c.lab.openstack().server("qns04").is_none());
+    let created = osc
+        .json(&[
+            "server",
+            "create",
+            "--image",
+            "CPS_18.2.0_Base.qcow2",
+            "--flavor",
+            "cps-qns",
+            "--nic",
+            "none",
+            "--wait",
+            "qns04",
+        ])
+        .await;
+    assert_eq!(created["status"], "ACTIVE", "{created}");
+    assert_eq!(c.ssh("qns04", "true").await.status.code(), Some(0));
+
+    let upload = c.dir.path().join("upload.qcow2");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&upload, &data).unwrap();
+    let created = osc
+        .json(&[
+            "image",
+            "create",
+            "--file",
+            upload.to_str().unwrap(),
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "uploaded",
+        ])
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let shown = osc.json(&["image", "show", &id]).await;
+    assert_eq!(shown["checksum"], hashes(&data).0.as_str());
+    osc.run(&["image", "delete", "uploaded"]).await;
+    assert_eq!(
+        c.get(&format!("/image/v2/images/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let stacks = osc.json(&["stack", "list"]).await;
+    assert_eq!(stacks[0]["Stack Name"], "cps", "{stacks}");
+    let stack = osc.json(&["stack", "show", "cps"]).await;
+    assert_eq!(stack["stack_status"], "CREATE_COMPLETE", "{stack}");
+    let resources = osc.json(&["stack", "resource", "list", "cps"]).await;
+    assert_eq!(resources.as_array().unwrap().len(), 13, "{resources}");
+    c.lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn stopping_a_server_ends_its_open_ssh_sessions() {
+    let c = Cloud::start().await;
+    let dir = c.dir.path().to_path_buf();
+    let long = tokio::spawn(async move { ssh(&dir, "sessionmgr01", "sleep 60").await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!long.is_finished());
+    let r = c.action("sessionmgr01", json!({"os-stop": null})).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let out = tokio::time::timeout(Duration::from_secs(10), long)
+        .await
+        .expect("the session must end when the VM stops")
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
     c.lab.shutdown().await;
 }

@@ -82,7 +82,8 @@ pub enum LabCommand {
     /// Switch a fault of a running lab on or off, or list the active ones.
     ///
     /// Faults: replica-set-unhealthy, svn-not-synced, host-key-changed:HOST,
-    /// command-hangs:PATTERN, host-down:HOST.
+    /// command-hangs:PATTERN, host-down:HOST; of its OpenStack: snapshot-killed,
+    /// server-error:HOST, download-drops, token-expired, over-quota.
     Fault {
         /// `on`, `off` or `list`.
         #[arg(value_parser = ["on", "off", "list"])]

@@ -7,7 +7,8 @@ use crate::shell::{Io, Shell};
 use crate::state::initial::esc_log_line;
 use crate::state::vfs;
 
-const YANG_LOG: &str = "/var/log/esc/yangesc.log";
+/// ESC's notification log on the ESC VMs.
+pub const YANG_LOG: &str = "/var/log/esc/yangesc.log";
 
 fn other_esc(name: &str) -> &'static str {
     if name == "esc-master" {

@@ -115,13 +115,17 @@ async fn redirect(
     if !is_stack(&name) {
         return not_found(&name);
     }
+    found(&stack_url(&os))
+}
+
+fn found(location: &str) -> Response {
     let mut r = (
         StatusCode::FOUND,
         Json(json!({"explanation": "The resource was found at",
                     "code": 302, "title": "Found"})),
     )
         .into_response();
-    if let Ok(v) = HeaderValue::from_str(&stack_url(&os)) {
+    if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
@@ -131,8 +135,13 @@ async fn show(
     State(os): State<OpenStack>,
     Path((_, name, id)): Path<(String, String, String)>,
 ) -> Response {
-    if !is_stack(&name) || id != stack_id() {
+    if !is_stack(&name) {
         return not_found(&name);
+    }
+    if id != stack_id() {
+        // `/stacks/{name}/resources` and the like: Heat looks the stack up
+        // and redirects to the same path under its id.
+        return found(&format!("{}/{id}", stack_url(&os)));
     }
     let mut stack = summary(&os);
     let servers: Vec<Value> = {

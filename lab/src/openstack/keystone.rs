@@ -88,8 +88,23 @@ fn is_default_domain(d: Option<&Value>) -> bool {
     }
 }
 
+/// Why an auth request is refused.
+enum Refusal {
+    Unauthorized,
+    BadRequest(&'static str),
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Refusal::Unauthorized => unauthorized(),
+            Refusal::BadRequest(m) => error(400, "Bad Request", m),
+        }
+    }
+}
+
 /// Checks the identity part of an auth request.
-fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Response> {
+fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Refusal> {
     let methods: Vec<&str> = identity
         .get("methods")
         .and_then(Value::as_array)
@@ -98,7 +113,7 @@ fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Response> {
     if methods.contains(&"password") {
         let user = identity
             .pointer("/password/user")
-            .ok_or_else(unauthorized)?;
+            .ok_or(Refusal::Unauthorized)?;
         let name_ok = user.get("name").and_then(Value::as_str) == Some(model::USERNAME)
             && is_default_domain(user.get("domain"));
         let id_ok = user.get("id").and_then(Value::as_str) == Some(user_id().as_str());
@@ -107,12 +122,12 @@ fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Response> {
         if (name_ok || id_ok) && password == Some(expected.as_str()) {
             return Ok("password".into());
         }
-        return Err(unauthorized());
+        return Err(Refusal::Unauthorized);
     }
     if methods.contains(&"application_credential") {
         let cred = identity
             .get("application_credential")
-            .ok_or_else(unauthorized)?;
+            .ok_or(Refusal::Unauthorized)?;
         let id_ok = cred.get("id").and_then(Value::as_str) == Some(app_credential_id().as_str());
         let name_ok = cred.get("name").and_then(Value::as_str) == Some(model::APP_CREDENTIAL_NAME);
         let secret_ok =
@@ -120,22 +135,20 @@ fn authenticate(os: &OpenStack, identity: &Value) -> Result<String, Response> {
         if (id_ok || name_ok) && secret_ok {
             return Ok("application_credential".into());
         }
-        return Err(unauthorized());
+        return Err(Refusal::Unauthorized);
     }
-    Err(error(
-        400,
-        "Bad Request",
+    Err(Refusal::BadRequest(
         "Expecting to find password or application_credential in identity.",
     ))
 }
 
 /// Whether the scope asks for the admin project (`None`: unscoped).
-fn scope_ok(scope: Option<&Value>) -> Result<bool, Response> {
+fn scope_ok(scope: Option<&Value>) -> Result<bool, Refusal> {
     let Some(scope) = scope else {
         return Ok(false);
     };
     let Some(project) = scope.get("project") else {
-        return Err(unauthorized());
+        return Err(Refusal::Unauthorized);
     };
     let by_name = project.get("name").and_then(Value::as_str) == Some(model::PROJECT)
         && is_default_domain(project.get("domain"));
@@ -143,7 +156,7 @@ fn scope_ok(scope: Option<&Value>) -> Result<bool, Response> {
     if by_name || by_id {
         Ok(true)
     } else {
-        Err(unauthorized())
+        Err(Refusal::Unauthorized)
     }
 }
 
@@ -190,11 +203,11 @@ async fn issue(State(os): State<OpenStack>, body: axum::body::Bytes) -> Response
     };
     let method = match authenticate(&os, identity) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let scoped = match scope_ok(body.pointer("/auth/scope")) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let lifetime = os.lock().timing.token_lifetime;
     let now = chrono::Utc::now();

@@ -106,6 +106,11 @@ impl OpenStack {
         step: Duration,
     ) -> std::io::Result<Self> {
         let images_dir = dir.join("openstack").join("images");
+        // The cloud starts anew with the lab: files of an earlier run's
+        // images belong to no image any more.
+        if images_dir.exists() {
+            std::fs::remove_dir_all(&images_dir)?;
+        }
         std::fs::create_dir_all(&images_dir)?;
         let mut inner = Inner {
             servers: Vec::new(),
@@ -255,11 +260,42 @@ impl OpenStack {
         }
     }
 
-    /// Marks the VM of a server as running or not (SSH follows).
+    /// Marks the VM of a server as running or not: SSH follows, and ESC
+    /// (which monitors the VMs it deployed) sees and logs the change.
     pub(crate) fn set_vm_running(&self, vm: Option<&str>, running: bool) {
-        if let Some(vm) = vm {
-            self.0.faults.set_vm_off(vm, !running);
-        }
+        let Some(vm) = vm else {
+            return;
+        };
+        self.0.faults.set_vm_off(vm, !running);
+        let (event, state) = if running {
+            ("VM_ALIVE", "VM_ALIVE_STATE")
+        } else {
+            ("VM_SHUTOFF", "VM_SHUTOFF_STATE")
+        };
+        self.0.site.with(|s| {
+            let Some(current) = s.esc.vm_states.get_mut(vm) else {
+                return;
+            };
+            if current == state {
+                return;
+            }
+            *current = state.to_string();
+            let now = crate::state::vfs::now();
+            let mut lines = crate::state::initial::esc_log_line(now, event, state, vm);
+            if running {
+                lines.push_str(&crate::state::initial::esc_log_line(
+                    now,
+                    "SERVICE_ALIVE",
+                    "SERVICE_ALIVE_STATE",
+                    vm,
+                ));
+            }
+            let master = s.esc.master.clone();
+            if let Some(h) = s.host_mut(&master) {
+                let _ =
+                    h.fs.write(crate::commands::esc::YANG_LOG, lines.as_bytes(), true);
+            }
+        });
     }
 
     pub(crate) fn step(&self) -> Duration {

@@ -6,7 +6,7 @@ use super::known_hosts::KnownHosts;
 use super::site::{self, Site};
 use app::model::site::{FaultView, HostView, SightingView, SiteDetail, TrustedKeyView};
 use app::ssr::sites::{CheckedLine, SiteDirectory};
-use lab::Fault;
+use lab::{Fault, OpenStackFault};
 
 /// The faults the page always lists; any other active one is listed too.
 const LISTED_FAULTS: [&str; 6] = [
@@ -27,6 +27,20 @@ fn fault_description(f: &Fault) -> String {
             format!("commands containing {pattern:?} print a line, then hang")
         }
         Fault::HostDown { host } => format!("{host} refuses connections"),
+    }
+}
+
+fn openstack_fault_description(f: &OpenStackFault) -> String {
+    match f {
+        OpenStackFault::SnapshotKilled => "the next snapshot ends with its image killed".into(),
+        OpenStackFault::ServerError { host } => {
+            format!("the server of {host} goes to ERROR on its next action")
+        }
+        OpenStackFault::DownloadDrops => {
+            "image downloads drop the connection halfway (a resume completes)".into()
+        }
+        OpenStackFault::TokenExpired => "the tokens issued so far are refused (401)".into(),
+        OpenStackFault::OverQuota => "creating an image or a server is over quota (413)".into(),
     }
 }
 
@@ -196,16 +210,37 @@ impl SiteDirectory for SiteExecutor {
                 listed.push(f.clone());
             }
         }
-        Some(
-            listed
-                .into_iter()
-                .map(|f| FaultView {
-                    name: f.to_string(),
-                    description: fault_description(&f),
-                    on: active.contains(&f),
-                })
-                .collect(),
-        )
+        let mut views: Vec<FaultView> = listed
+            .into_iter()
+            .map(|f| FaultView {
+                name: f.to_string(),
+                description: fault_description(&f),
+                on: active.contains(&f),
+            })
+            .collect();
+        let cloud_active = faults.active_openstack();
+        let mut cloud: Vec<OpenStackFault> = [
+            OpenStackFault::SnapshotKilled,
+            OpenStackFault::DownloadDrops,
+            OpenStackFault::TokenExpired,
+            OpenStackFault::OverQuota,
+            OpenStackFault::ServerError {
+                host: "pcrfclient01".into(),
+            },
+        ]
+        .into_iter()
+        .collect();
+        for f in &cloud_active {
+            if !cloud.contains(f) {
+                cloud.push(f.clone());
+            }
+        }
+        views.extend(cloud.into_iter().map(|f| FaultView {
+            name: f.to_string(),
+            description: openstack_fault_description(&f),
+            on: cloud_active.contains(&f),
+        }));
+        Some(views)
     }
 
     fn set_lab_fault(&self, fault: &str, on: bool) -> Result<(), String> {
@@ -213,11 +248,9 @@ impl SiteDirectory for SiteExecutor {
             .lab
             .as_ref()
             .ok_or_else(|| "the portal does not serve the lab".to_string())?;
-        let fault: Fault = fault
-            .trim()
-            .parse()
-            .map_err(|e: lab::faults::ParseFaultError| e.to_string())?;
-        faults.set(fault, on);
-        Ok(())
+        // A fault of the VMs, or of the lab's OpenStack.
+        faults
+            .set_named(fault.trim(), on)
+            .map_err(|e: lab::faults::ParseFaultError| e.to_string())
     }
 }

@@ -48,33 +48,6 @@ async fn cron_run(p: &LabPortal, b: &Browser, copy: bool) -> i64 {
     run
 }
 
-/// Starts runbook `id` on the lab with the values an operator would enter today.
-async fn start_on_lab(b: &Browser, id: &str) -> i64 {
-    start_on_lab_with(b, id, &[]).await
-}
-
-/// [`start_on_lab`] with some values chosen.
-async fn start_on_lab_with(b: &Browser, id: &str, chosen: &[(&str, &str)]) -> i64 {
-    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let rb = shipped_runbooks().into_iter().find(|r| r.id == id).unwrap();
-    let values: Vec<(String, String)> = rb
-        .parameters
-        .iter()
-        .filter_map(|param| {
-            let value = match chosen.iter().find(|(k, _)| *k == param.name) {
-                Some((_, v)) => Some(v.to_string()),
-                None => lab_value(param, &date),
-            };
-            value.map(|v| (param.name.clone(), v))
-        })
-        .collect();
-    let values: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    start(b, id, &values).await
-}
-
 fn open_approval(v: &RunView, position: usize) -> ApprovalView {
     v.steps[position]
         .open_approval()

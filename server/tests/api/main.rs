@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod keystone;
 mod lab_portal;
+mod openstack;
 mod pages;
 mod roles;
 mod runbooks;

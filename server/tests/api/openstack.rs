@@ -1,0 +1,228 @@
+//! The portal's OpenStack client and actions against the lab's OpenStack API, over
+//! real HTTP: Keystone from the lab's clouds.yaml, server actions with their
+//! status transitions, snapshots, verified and resumed downloads, streamed
+//! uploads, renewal of a refused token, and the API's errors.
+
+use crate::lab_portal::*;
+use app::model::run::StepState;
+use app::model::Role;
+use lab::OpenStackFault;
+use reqwest::StatusCode;
+use runbook::model::OpenStackAction as A;
+use server::exec::openstack::actions::{self, ActionError};
+use server::exec::openstack::cloud;
+use server::exec::openstack::session::Session;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+async fn lab() -> (lab::Lab, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab::Lab::start_with_pace(&dir.path().join("lab"), lab::Pace::instant())
+        .await
+        .unwrap();
+    (lab, dir)
+}
+
+fn session(lab: &lab::Lab) -> Session {
+    let cloud = cloud::from_clouds_yaml(
+        "clouds.yaml",
+        &lab.clouds_yaml(),
+        None,
+        "lab",
+        Path::new("."),
+    )
+    .unwrap();
+    Session::new(cloud, Duration::from_secs(30)).unwrap()
+}
+
+/// Runs `action` with `args`; answers its lines and result.
+async fn act(
+    s: &Session,
+    store: &Path,
+    action: A,
+    args: &[(&str, &str)],
+) -> (Vec<String>, Result<actions::Done, ActionError>) {
+    let args: BTreeMap<String, String> = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lines = Mutex::new(Vec::new());
+    let say = |l: String| lines.lock().unwrap().push(l);
+    let result = actions::run(s, action, &args, store, &say, &|| false).await;
+    (lines.into_inner().unwrap(), result)
+}
+
+#[tokio::test]
+async fn servers_stop_and_start_through_their_states() {
+    let (lab, dir) = lab().await;
+    let s = session(&lab);
+    let (lines, r) = act(&s, dir.path(), A::ServerList, &[]).await;
+    r.unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("pcrfclient01")),
+        "{lines:?}"
+    );
+
+    let (lines, r) = act(&s, dir.path(), A::ServerStop, &[("server", "pcrfclient01")]).await;
+    r.unwrap();
+    assert!(lines.last().unwrap().contains("SHUTOFF"), "{lines:?}");
+    let (_, r) = act(
+        &s,
+        dir.path(),
+        A::ServerWaitStatus,
+        &[("server", "pcrfclient01"), ("status", "SHUTOFF")],
+    )
+    .await;
+    r.unwrap();
+    // Stopping it again: Nova's own message, and what to do.
+    let (_, r) = act(&s, dir.path(), A::ServerStop, &[("server", "pcrfclient01")]).await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("409"), "{e}");
+
+    let (lines, r) = act(
+        &s,
+        dir.path(),
+        A::ServerStart,
+        &[("server", "pcrfclient01")],
+    )
+    .await;
+    r.unwrap();
+    assert!(lines.last().unwrap().contains("ACTIVE"), "{lines:?}");
+
+    let (_, r) = act(&s, dir.path(), A::ServerShow, &[("server", "nosuchvm")]).await;
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("there is no server"), "{e}");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_is_downloaded_verified_and_resumed_when_the_connection_drops() {
+    let (lab, dir) = lab().await;
+    let s = session(&lab);
+    let store = dir.path().join("store");
+    let (lines, r) = act(
+        &s,
+        &store,
+        A::ServerSnapshot,
+        &[("server", "cluman"), ("name", "cluman_snapshot_test")],
+    )
+    .await;
+    r.unwrap();
+    assert!(lines.iter().any(|l| l.contains("active")), "{lines:?}");
+
+    let (lines, r) = act(
+        &s,
+        &store,
+        A::ImageDownload,
+        &[
+            ("image", "cluman_snapshot_test"),
+            ("store", "lab/cluman.qcow2"),
+        ],
+    )
+    .await;
+    let done = r.unwrap();
+    let t = done.transfer.unwrap();
+    let data = std::fs::read(store.join("lab/cluman.qcow2")).unwrap();
+    assert_eq!(t.bytes, data.len() as u64);
+    use sha2::Digest;
+    assert_eq!(t.sha256, hex::encode(sha2::Sha256::digest(&data)));
+    assert!(
+        lines.last().unwrap().contains("MD5 and SHA-512 match"),
+        "{lines:?}"
+    );
+
+    // A larger generated image, with the connection dropped halfway: resumed.
+    lab.add_generated_image("big", 24 * 1024 * 1024).await;
+    lab.faults()
+        .set_openstack(OpenStackFault::DownloadDrops, true);
+    let (lines, r) = act(
+        &s,
+        &store,
+        A::ImageDownload,
+        &[("image", "big"), ("store", "lab/big.raw")],
+    )
+    .await;
+    lab.faults()
+        .set_openstack(OpenStackFault::DownloadDrops, false);
+    let done = r.unwrap();
+    assert_eq!(done.transfer.unwrap().bytes, 24 * 1024 * 1024);
+    assert!(lines.last().unwrap().contains("resumed"), "{lines:?}");
+    assert!(!store.join("lab/big.raw.portal-part").exists());
+
+    // Store paths stay inside the store.
+    let (_, r) = act(
+        &s,
+        &store,
+        A::ImageDownload,
+        &[("image", "big"), ("store", "../x")],
+    )
+    .await;
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("inside the backup store"));
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_renewed_and_uploads_are_checked() {
+    let (lab, dir) = lab().await;
+    let s = session(&lab);
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("lab")).unwrap();
+    std::fs::write(store.join("lab/up.qcow2"), vec![7u8; 3 * 1024 * 1024 + 5]).unwrap();
+    // A token is held now; the cloud then refuses it: the session renews once.
+    act(&s, &store, A::ImageList, &[]).await.1.unwrap();
+    lab.faults()
+        .set_openstack(OpenStackFault::TokenExpired, true);
+    let (lines, r) = act(
+        &s,
+        &store,
+        A::ImageUpload,
+        &[("store", "lab/up.qcow2"), ("name", "uploaded")],
+    )
+    .await;
+    lab.faults()
+        .set_openstack(OpenStackFault::TokenExpired, false);
+    let done = r.unwrap();
+    assert_eq!(done.transfer.unwrap().bytes, 3 * 1024 * 1024 + 5);
+    assert!(
+        lines.iter().any(|l| l.contains("checksum matches")),
+        "{lines:?}"
+    );
+
+    // Over quota: the API's message and what to do.
+    lab.faults().set_openstack(OpenStackFault::OverQuota, true);
+    let (_, r) = act(
+        &s,
+        &store,
+        A::ImageUpload,
+        &[("store", "lab/up.qcow2"), ("name", "again")],
+    )
+    .await;
+    let e = r.unwrap_err();
+    let ActionError::OpenStack(api) = &e else {
+        panic!("{e}")
+    };
+    assert!(actions::advice(api).unwrap().contains("over quota"), "{e}");
+    lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_wizard_runs_openstack_steps_on_the_lab(pool: PgPool) {
+    let p = portal_with_lab(pool).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let run = start_on_lab(&olga, "cps-backup").await;
+    let v = show(&olga, run).await;
+    assert_eq!(v.steps[0].kind, "openstack");
+    assert_eq!(v.steps[0].blocked, None, "the lab site has a cloud");
+    let r = command(&olga, run, 0, "run", "").await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let v = settled(&olga, run, 0).await;
+    assert_eq!(v.steps[0].state, StepState::Succeeded, "{}", output(&v, 0));
+    assert!(output(&v, 0).contains("pcrfclient01"), "{}", output(&v, 0));
+    p.lab.shutdown().await;
+}
