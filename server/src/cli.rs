@@ -63,6 +63,21 @@ pub enum Command {
     /// Work with sites (the clusters' hosts, keys and known host keys).
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Benchmarks: figures printed side by side with a reference tool.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Download a generated image from the lab's Glance with the portal's client
+    /// and with curl, and print both rates, their ratio and the peak RSS.
+    ImageTransfer {
+        /// The image's size in MB (10^6 bytes).
+        #[arg(long, default_value_t = 2000)]
+        size_mb: u64,
+    },
 }
 
 /// Where the lab keeps its state and writes what OpenSSH needs.

@@ -2,6 +2,7 @@
 //! in words, by [`run`].
 
 mod audit;
+mod bench;
 mod lab;
 mod runbook;
 mod serve;
@@ -76,6 +77,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         }
         Command::Runbook(command) => Ok(runbook::run(&settings, command)),
         Command::Site(command) => Ok(site::run(&settings, command)),
+        Command::Bench(crate::cli::BenchCommand::ImageTransfer { size_mb }) => {
+            bench::image_transfer(size_mb).await
+        }
     }
 }
 

@@ -187,7 +187,9 @@ fn help_documents_every_subcommand() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "user", "audit", "runbook", "site"] {
+    for cmd in [
+        "serve", "migrate", "user", "audit", "runbook", "site", "bench",
+    ] {
         assert!(help.contains(cmd), "{help}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
@@ -197,6 +199,31 @@ fn help_documents_every_subcommand() {
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["add", "list", "disable", "enable", "passwd", "role"] {
         assert!(help.contains(cmd), "{help}");
+    }
+}
+
+/// The benchmark prints its figures (what they are is not asserted: it is a
+/// benchmark); here only that it runs and prints them, on a small image.
+#[test]
+fn the_image_transfer_benchmark_prints_both_rates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["bench", "image-transfer", "--size-mb", "4"])
+        .env_remove("PORTAL_LAB_DIR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "portal (stream to file",
+        "curl (stream to file)",
+        "ratio portal/curl",
+        "peak RSS",
+    ] {
+        assert!(text.contains(line), "{text}");
     }
 }
 
