@@ -2,13 +2,9 @@
 //! asked and why, the exact action and its hash, each supervisor's decision, and
 //! how the request ended. Break-glass approvals are shown in red.
 
+use super::when;
 use crate::model::approval::{ApprovalState, ApprovalView, Decision};
 use leptos::prelude::*;
-
-/// `2026-11-27T05:30:12Z` as `2026-11-27 05:30:12 UTC`.
-pub fn when(t: &str) -> String {
-    t.replace('T', " ").replace('Z', " UTC")
-}
 
 /// What a request's state means, in words.
 pub fn state_label(s: ApprovalState) -> &'static str {

@@ -4,12 +4,13 @@
 //! reject (required reason). New requests appear without a reload
 //! (`/api/approvals/live`). The latest ended requests follow.
 
-use super::runs::output_view;
+use super::runs::{draft_input, output_view, Drafts};
 use crate::api::approvals::{list_approvals, DecideApproval};
-use crate::components::approval::{approval_view, state_label, when};
+use crate::components::approval::{approval_view, state_label};
 use crate::components::guard::Guarded;
 use crate::components::live::follow_changes;
 use crate::components::notice::{ActionResult, ErrorBox};
+use crate::components::when;
 use crate::model::approval::{
     ApprovalDetail, ApprovalState, ApprovalView, ApprovalsOverview, Decision,
 };
@@ -19,28 +20,6 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use std::collections::HashMap;
-
-type Drafts = StoredValue<HashMap<String, String>>;
-
-/// A text field whose value survives the page's live reloads.
-fn draft(
-    drafts: Drafts,
-    key: String,
-    name: &'static str,
-    required: bool,
-    placeholder: &'static str,
-) -> impl IntoView {
-    let initial = drafts.with_value(|d| d.get(&key).cloned().unwrap_or_default());
-    view! {
-        <input name=name type="text" required=required placeholder=placeholder prop:value=initial
-            on:input=move |ev| {
-                let text = event_target_value(&ev);
-                drafts.update_value(|d| {
-                    d.insert(key.clone(), text);
-                });
-            }/>
-    }
-}
 
 /// The steps before the one to approve, with their states and output.
 fn run_so_far(steps: &[RunStepView], position: i32) -> impl IntoView {
@@ -102,8 +81,8 @@ fn decision_forms(
                 <input type="hidden" name="id" value=id()/>
                 <input type="hidden" name="decision" value="approve"/>
                 <p><strong>"Break-glass mode is on for this site."</strong>" You may approve your own request only with a written reason; it is shown in red wherever this approval appears."</p>
-                <label>"Break-glass reason *" {draft(drafts, key("bg"), "break_glass_reason", true, "Why no other supervisor can decide")}</label>
-                <label>"Comment " {draft(drafts, key("bgc"), "text", false, "optional")}</label>
+                <label>"Break-glass reason *" {draft_input(drafts, key("bg"), "break_glass_reason", true, "Why no other supervisor can decide")}</label>
+                <label>"Comment " {draft_input(drafts, key("bgc"), "text", false, "optional")}</label>
                 <button type="submit" class="danger" data-decision="break-glass">"Approve my own request (break glass)"</button>
             </ActionForm>
         }.into_any();
@@ -113,13 +92,13 @@ fn decision_forms(
             <ActionForm action=decide attr:class="decision">
                 <input type="hidden" name="id" value=id()/>
                 <input type="hidden" name="decision" value="approve"/>
-                <label>"Comment " {draft(drafts, key("comment"), "text", false, "optional")}</label>
+                <label>"Comment " {draft_input(drafts, key("comment"), "text", false, "optional")}</label>
                 <button type="submit" data-decision="approve" disabled=move || decide.pending().get()>"Approve this exact action"</button>
             </ActionForm>
             <ActionForm action=decide attr:class="decision">
                 <input type="hidden" name="id" value=id()/>
                 <input type="hidden" name="decision" value="reject"/>
-                <label>"Reason *" {draft(drafts, key("reason"), "text", true, "What is wrong, what to change")}</label>
+                <label>"Reason *" {draft_input(drafts, key("reason"), "text", true, "What is wrong, what to change")}</label>
                 <button type="submit" class="danger" data-decision="reject" disabled=move || decide.pending().get()>"Reject"</button>
             </ActionForm>
         </div>

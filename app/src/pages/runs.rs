@@ -6,6 +6,7 @@ use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandS
 use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
+use crate::components::when;
 use crate::error::AppError;
 use crate::model::ansi;
 use crate::model::approval::ApprovalState;
@@ -18,11 +19,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use std::collections::HashMap;
-
-/// `2026-11-27T05:30:12Z` as `2026-11-27 05:30:12 UTC`.
-fn when(t: &str) -> String {
-    t.replace('T', " ").replace('Z', " UTC")
-}
 
 fn run_state_label(s: RunState) -> &'static str {
     match s {
@@ -107,10 +103,10 @@ pub(crate) fn output_view(chunks: Vec<OutputChunk>) -> impl IntoView {
 
 /// Text typed into the step forms, by form, kept outside the re-rendered run view
 /// so that a live update does not wipe a half-written reason.
-type Drafts = StoredValue<HashMap<String, String>>;
+pub(crate) type Drafts = StoredValue<HashMap<String, String>>;
 
 /// A text input whose value survives re-rendering.
-fn draft_input(
+pub(crate) fn draft_input(
     drafts: Drafts,
     key: String,
     name: &'static str,

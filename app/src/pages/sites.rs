@@ -6,6 +6,7 @@ use crate::api::approvals::SetBreakGlass;
 use crate::api::sites::{get_sites, ConfirmHostKey, DefineSite, ImportKnownHosts, SetLabFault};
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
+use crate::components::when;
 use crate::model::approval::BreakGlassView;
 use crate::model::site::{FaultView, SiteDetail};
 use crate::model::user::Me;
@@ -29,7 +30,7 @@ fn break_glass_form(site: String, current: Option<BreakGlassView>, a: Actions) -
             <h3>"Break-glass mode"</h3>
             {match current {
                 Some(b) => view! { <p class=if b.enabled { "notice break-glass" } else { "muted" }>
-                    {format!("{} since {} by {}: {}", if b.enabled { "ON" } else { "Off" }, b.changed_at.replace('T', " ").replace('Z', " UTC"), b.changed_by, b.reason)}
+                    {format!("{} since {} by {}: {}", if b.enabled { "ON" } else { "Off" }, when(&b.changed_at), b.changed_by, b.reason)}
                 </p> }.into_any(),
                 None => view! { <p class="muted">"Off (never switched on)."</p> }.into_any(),
             }}
@@ -76,7 +77,7 @@ fn site_card(s: SiteDetail, break_glass: Option<BreakGlassView>, a: Actions) -> 
                                 <tr class=if changed { "changed" } else { "" }>
                                     <td data-label="Host"><code>{k.host.clone()}</code>{changed.then(|| view! { <strong class="danger-text">" CHANGED"</strong> })}</td>
                                     <td data-label="Fingerprint"><code>{k.fingerprint.clone()}</code></td>
-                                    <td data-label="Seen">{k.seen_at.replace('T', " ").replace('Z', " UTC")}</td>
+                                    <td data-label="Seen">{when(&k.seen_at)}</td>
                                     <td>
                                         <ActionForm action=a.confirm attr:class="inline">
                                             <input type="hidden" name="site" value=name.clone()/>

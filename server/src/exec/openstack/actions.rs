@@ -68,6 +68,16 @@ fn arg<'a>(args: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, Ac
         .ok_or_else(|| ActionError::Failed(format!("the step has no value for `{name}`")))
 }
 
+/// `relative` inside the backup store at `store`; refused if it would leave it.
+fn in_store(store: &Path, relative: &str) -> Result<std::path::PathBuf, ActionError> {
+    if relative.starts_with('/') || relative.split('/').any(|s| s == "..") {
+        return Err(ActionError::Failed(format!(
+            "store path {relative:?} must stay inside the backup store"
+        )));
+    }
+    Ok(store.join(relative))
+}
+
 fn timeout(args: &BTreeMap<String, String>, default: u64) -> Duration {
     Duration::from_secs(
         args.get("timeout_seconds")
@@ -193,12 +203,7 @@ pub async fn run(
         A::ImageDownload => {
             let i = glance::find(session, arg(args, "image")?).await?;
             let relative = arg(args, "store")?;
-            if relative.starts_with('/') || relative.split('/').any(|s| s == "..") {
-                return Err(ActionError::Failed(format!(
-                    "store path {relative:?} must stay inside the backup store"
-                )));
-            }
-            let dest = store.join(relative);
+            let dest = in_store(store, relative)?;
             say(format!(
                 "downloading image {} ({}, {} bytes) to backup store:{relative}",
                 i.name.as_deref().unwrap_or("-"),
@@ -269,12 +274,7 @@ pub async fn run(
         }
         A::ImageUpload => {
             let relative = arg(args, "store")?;
-            if relative.starts_with('/') || relative.split('/').any(|s| s == "..") {
-                return Err(ActionError::Failed(format!(
-                    "store path {relative:?} must stay inside the backup store"
-                )));
-            }
-            let path = store.join(relative);
+            let path = in_store(store, relative)?;
             let name = arg(args, "name")?;
             say(format!("uploading backup store:{relative} as image {name}"));
             let started = Instant::now();
