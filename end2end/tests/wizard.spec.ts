@@ -1,6 +1,7 @@
 import { test, expect, Page, Browser } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 
 // The wizard on the built-in lab: scripts/test starts the portal with `serve --lab`
 // and passes the binary, its database and the lab's directory, so the tests can
@@ -55,6 +56,62 @@ async function startRun(page: Page, runbook: string, fill: (page: Page) => Promi
   await expect(page).toHaveURL(/\/runs\/\d+$/);
   await page.locator('body[data-hydrated]').waitFor();
   return Number(page.url().split('/').pop());
+}
+
+/** Glance's record of image `name`, read with the lab's clouds.yaml credentials,
+ * as the openstack CLI would. */
+async function glanceImage(name: string): Promise<any> {
+  const yaml = readFileSync(`${LAB_DIR}/clouds.yaml`, 'utf8');
+  const field = (k: string) => yaml.match(new RegExp(`${k}:\\s*"?([^"\\n]+)"?`))![1].trim();
+  const auth = await fetch(`${field('auth_url')}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ auth: {
+      identity: { methods: ['password'], password: { user: { name: field('username'), domain: { name: 'Default' }, password: field('password') } } },
+      scope: { project: { name: field('project_name'), domain: { name: 'Default' } } },
+    } }),
+  });
+  expect(auth.status).toBe(201);
+  const token = auth.headers.get('x-subject-token')!;
+  const catalog = (await auth.json()).token.catalog;
+  const glance = catalog.find((s: any) => s.type === 'image').endpoints[0].url;
+  const r = await fetch(`${glance}/v2/images?name=${encodeURIComponent(name)}`, { headers: { 'X-Auth-Token': token } });
+  const images = (await r.json()).images;
+  expect(images, `one image named ${name}`).toHaveLength(1);
+  return images[0];
+}
+
+/** Runs the run open in `page` step by step as its operator: runs each step,
+ * confirms manual ones, and has each destructive one approved by `supervisor`
+ * on the approvals page, then runs it under the approval. `seen` is called on
+ * each step once it is done. Stops when the run is completed. */
+async function driveRun(page: Page, supervisor: Page, run: number, seen: (id: string) => Promise<void> = async () => {}) {
+  for (let n = 0; n < 80; n++) {
+    if ((await page.getByTestId('run-state').textContent()) === 'completed') return;
+    const current = page.locator('li.run-step.current');
+    await current.waitFor();
+    const id = (await current.getAttribute('data-step'))!;
+    const card = step(page, id);
+    if ((await card.getAttribute('class'))!.includes('destructive')) {
+      await card.getByLabel('Justification *').fill(`rehearsal of run ${run}: ${id}`);
+      await card.getByRole('button', { name: /^Request approval/ }).click();
+      await expect(card).toHaveAttribute('data-state', 'awaiting_approval');
+      await supervisor.goto('/approvals');
+      await supervisor.locator('body[data-hydrated]').waitFor();
+      const request = supervisor.locator(`section.approval-request[data-run="${run}"]`);
+      await request.getByRole('button', { name: 'Approve this exact action' }).click();
+      await expect(request).toContainText('Approved. Waiting for');
+      await card.getByRole('button', { name: /^Run under approval #\d+$/ }).click({ timeout: 15_000 });
+    } else if (await card.getByRole('button', { name: 'Confirm done' }).count()) {
+      await card.getByLabel(/^Observation/).fill('checked on the lab');
+      await card.getByRole('button', { name: 'Confirm done' }).click();
+    } else {
+      await card.locator('button[data-command="run"]').click();
+    }
+    await seen(id);
+    await expect(card, `step ${id}`).toHaveAttribute('data-state', /^(succeeded|skipped)$/, { timeout: 120_000 });
+  }
+  throw new Error(`run ${run} did not complete`);
 }
 
 test.describe.serial('Wizard on the lab', () => {
@@ -283,5 +340,56 @@ test.describe.serial('Wizard on the lab', () => {
     await check.getByRole('button', { name: 'Run' }).click();
     await expect(check).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
     await expect(page.getByTestId('run-state')).toHaveText('completed');
+  });
+  test('procedures 1 and 2 on the lab cloud: snapshot and transfer progress, approvals, the stored image', async ({ browser }) => {
+    test.setTimeout(900_000);
+    const today = new Date().toISOString().slice(0, 10);
+    const page = await signedIn(browser, 'wendy');
+    const supervisor = await signedIn(browser, 'sam');
+
+    // Procedure 1: ESC stops the Cluster Manager (under approval), Nova snapshots
+    // it, Glance's image is downloaded into the backup store.
+    const backup = await startRun(page, 'cps-backup', async (p) => {
+      await p.locator('#param-site').fill('lab');
+    });
+    await driveRun(page, supervisor, backup, async (id) => {
+      if (id === 'snapshot-cluman' || id === 'download-snapshot') {
+        // The bar is shown while the step runs, and ends full.
+        const bar = step(page, id).getByTestId('progress');
+        await expect(bar).toBeVisible({ timeout: 30_000 });
+        await expect(step(page, id)).toHaveAttribute('data-state', 'succeeded', { timeout: 120_000 });
+        await step(page, id).locator('summary.step-head').click();
+        await expect(bar).toHaveAttribute('data-state', 'finished');
+        await expect(bar.locator('progress')).toHaveAttribute('value', '100');
+        await expect(bar.locator('.progress-text')).toContainText(id === 'snapshot-cluman' ? 'done (4 of 4)' : '(100 %)');
+        await bar.scrollIntoViewIfNeeded();
+        await page.screenshot({ path: `../target/e2e-results/progress-${id}.png` });
+      }
+    });
+    await expect(page.getByTestId('run-state')).toHaveText('completed');
+    const stored = readFileSync(`${process.env.PORTAL_BACKUP_STORE}/lab/${today}/cluman_snapshot.qcow2`);
+    const snapshot = await glanceImage(`cluman_snapshot_${today}`);
+    expect(createHash('md5').update(stored).digest('hex')).toBe(snapshot.checksum);
+    expect(stored.length).toBe(snapshot.size);
+
+    // Procedure 2: the stored snapshot goes back to Glance and the Cluster Manager
+    // is rebuilt from it (under approval), then its configuration and data restored.
+    const restore = await startRun(page, 'restore-cluman', async (p) => {
+      await p.locator('#param-site').fill('lab');
+      await p.locator('#param-backup_date').fill(today);
+      await p.locator('#param-cluman_instance').selectOption('present');
+    });
+    await driveRun(page, supervisor, restore, async (id) => {
+      if (id === 'upload-image') {
+        await expect(step(page, id)).toHaveAttribute('data-state', 'succeeded', { timeout: 120_000 });
+        await step(page, id).locator('summary.step-head').click();
+        await expect(step(page, id).getByTestId('progress')).toHaveAttribute('data-state', 'finished');
+      }
+    });
+    await expect(page.getByTestId('run-state')).toHaveText('completed');
+    await expect(step(page, 'rebuild-cluman').locator('.under-approval')).toHaveText(/under approval #\d+/);
+    const uploaded = await glanceImage(`cluman_restore_${today}`);
+    expect(uploaded.checksum).toBe(snapshot.checksum);
+    await page.screenshot({ path: '../target/e2e-results/procedure-2-done.png', fullPage: true });
   });
 });

@@ -497,6 +497,42 @@ async fn stop_and_start_take_the_vm_off_and_on_ssh() {
 }
 
 #[tokio::test]
+async fn esc_vm_action_powers_the_server_through_nova() {
+    let c = Cloud::start().await;
+    let id = c.server_id("pcrfclient01");
+    let out = c
+        .ssh("esc-master", "sudo esc_nc_cli vm-action STOP pcrfclient01")
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<ok/>"));
+    let s = c.wait_server(&id, "SHUTOFF").await;
+    assert_eq!(s["OS-EXT-STS:vm_state"], "stopped");
+    assert!(history(&c, "pcrfclient01").contains(&step("ACTIVE", Some("powering-off"))));
+    assert_eq!(c.ssh("pcrfclient01", "true").await.status.code(), Some(255));
+
+    // Stopping it again: ESC passes on the VIM's refusal.
+    let out = c
+        .ssh("esc-master", "sudo esc_nc_cli vm-action STOP pcrfclient01")
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused to stop pcrfclient01"), "{text}");
+
+    let out = c
+        .ssh("esc-master", "sudo esc_nc_cli vm-action START pcrfclient01")
+        .await;
+    assert_eq!(out.status.code(), Some(0));
+    c.wait_server(&id, "ACTIVE").await;
+    assert_eq!(c.ssh("pcrfclient01", "true").await.status.code(), Some(0));
+    c.lab.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_snapshot_becomes_an_active_image_whose_hashes_match() {
     let c = Cloud::start().await;
     let id = c.server_id("pcrfclient01");
@@ -788,6 +824,14 @@ async fn a_deleted_vm_comes_back_from_its_image() {
         .unwrap()
         .to_string();
     let base_image = c.lab.openstack().server("pcrfclient01").unwrap().image_id;
+    // Clients find the network's id by name in Neutron.
+    let networks = c.json("/network/v2.0/networks?name=internal").await;
+    assert_eq!(networks["networks"].as_array().unwrap().len(), 1);
+    let internal = networks["networks"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.get("/network/v2.0/networks/no-such-net").await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     for (image, marker, svn_revision) in [(&snap, true, 1042), (&base_image, false, 0)] {
         let id = c.server_id("pcrfclient01");
@@ -810,7 +854,7 @@ async fn a_deleted_vm_comes_back_from_its_image() {
             .req(Method::POST, "/compute/v2.1/servers")
             .json(&json!({"server": {
                 "name": "pcrfclient01", "imageRef": image, "flavorRef": flavor,
-                "networks": [{"uuid": "internal", "fixed_ip": "172.16.2.20"}],
+                "networks": [{"uuid": internal, "fixed_ip": "172.16.2.20"}],
                 "availability_zone": "nova", "config_drive": true,
                 "security_groups": [{"name": "default"}],
                 "user_data": "I2Nsb3VkLWNvbmZpZw==",

@@ -31,7 +31,7 @@
 //! command = "crontab {{ file }}"      # values are shell-quoted; {{ x | raw }} is not
 //! timeout_seconds = 60
 //! expect = { exit_status = 0, output_matches = ["..."], output_excludes = ["..."] }
-//! captures = [{ name = "uuid", regex = "UUID: (\\S+)" }]
+//! captures = [{ name = "uuid", regex = "UUID: (\\S+)" }]  # optional = true: no match gives ""
 //! ```
 //!
 //! `wait` steps add `interval_seconds` (and `timeout_seconds` is the whole wait);
@@ -164,6 +164,7 @@ struct RawExpect {
 struct RawCapture {
     name: Spanned<String>,
     regex: Spanned<String>,
+    optional: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -627,6 +628,7 @@ fn check_shell(
             Ok(p) if p.regex().captures_len() >= 2 => captures.push(Capture {
                 name: c.name.get_ref().clone(),
                 pattern: p,
+                optional: c.optional.unwrap_or(false),
             }),
             Ok(_) => ck.at(
                 c.regex.span(),

@@ -287,6 +287,9 @@ impl Expectations {
 pub struct Capture {
     pub name: String,
     pub pattern: Pattern,
+    /// No match is an answer too (the value is then empty), not a failure:
+    /// `when = { var = ..., empty = true }` steps on it.
+    pub optional: bool,
 }
 
 impl Capture {
@@ -445,6 +448,7 @@ mod tests {
         let c = Capture {
             name: "uuid".into(),
             pattern: Pattern::new(r"UUID: (\S+)").unwrap(),
+            optional: false,
         };
         assert_eq!(
             c.extract("Path: x\nRepository UUID: 8f0e-11\n").as_deref(),

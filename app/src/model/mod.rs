@@ -4,6 +4,7 @@ pub mod ansi;
 pub mod approval;
 pub mod audit;
 pub mod password;
+pub mod progress;
 pub mod role;
 pub mod run;
 pub mod run_view;

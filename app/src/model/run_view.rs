@@ -125,6 +125,9 @@ pub struct AttemptView {
     pub outcome: Option<Outcome>,
     /// The output so far, in order.
     pub output: Vec<OutputChunk>,
+    /// The last progress reading of long work in it (transfers, snapshots),
+    /// while the portal that ran it is up.
+    pub progress: Option<super::progress::Progress>,
 }
 
 /// A piece of a command's output.
@@ -182,6 +185,12 @@ pub enum LiveEvent {
         /// When the portal received it from the host (ms since the Unix epoch), so
         /// a viewer can measure how late it arrives.
         received_at_ms: i64,
+    },
+    /// A progress reading of a running attempt's long work.
+    Progress {
+        position: i32,
+        attempt_id: i64,
+        progress: super::progress::Progress,
     },
     /// Something about the run changed (a step's state, a new attempt): reload it.
     Changed,

@@ -10,6 +10,7 @@ use crate::components::when;
 use crate::error::AppError;
 use crate::model::ansi;
 use crate::model::approval::ApprovalState;
+use crate::model::progress::Progress;
 use crate::model::run::{RunState, StepEvent, StepState};
 use crate::model::run_view::{AttemptView, OutputChunk, RunStepView, RunSummary, RunView};
 use crate::model::user::Me;
@@ -125,9 +126,30 @@ pub(crate) fn draft_input(
     }
 }
 
-/// Live chunks heard since the run was loaded, by attempt.
+/// Live chunks heard since the run was loaded, by attempt, and the last
+/// progress reading of each attempt.
 #[derive(Clone, Debug, Default)]
-struct LiveOutput(Vec<(i64, OutputChunk)>);
+struct LiveOutput {
+    chunks: Vec<(i64, OutputChunk)>,
+    progress: HashMap<i64, Progress>,
+}
+
+/// A progress bar with what it measures, how much and how fast.
+fn progress_bar(p: Progress) -> impl IntoView {
+    let text = p.text();
+    let state = if p.finished { "finished" } else { "running" };
+    view! {
+        <div class="progress" data-testid="progress" data-state=state>
+            <div class="progress-label">{p.label.clone()}</div>
+            {match p.percent() {
+                Some(pc) => view! { <progress max="100" value=pc.to_string()></progress> }.into_any(),
+                // An unknown total: an indeterminate bar.
+                None => view! { <progress></progress> }.into_any(),
+            }}
+            <div class="progress-text">{text}</div>
+        </div>
+    }
+}
 
 fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl IntoView {
     let stored_until = a.output.last().map(|c| c.seq).unwrap_or(-1);
@@ -135,13 +157,20 @@ fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl 
     let stored = a.output.clone();
     let extra = move || {
         live.with(|l| {
-            l.0.iter()
+            l.chunks
+                .iter()
                 .filter(|(id, c)| *id == attempt_id && c.seq > stored_until)
                 .map(|(_, c)| c.clone())
                 .collect::<Vec<_>>()
         })
     };
     let outcome = a.outcome.clone();
+    let stored_progress = a.progress.clone();
+    let progress = move || {
+        live.with(|l| l.progress.get(&attempt_id).cloned())
+            .or_else(|| stored_progress.clone())
+            .map(progress_bar)
+    };
     view! {
         <details class="attempt" open=open data-attempt=a.attempt.to_string()>
             <summary>
@@ -154,6 +183,7 @@ fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl 
                     Some(o) => view! { <span class="state state-failed">{format!(" failed ({})", o.ending.replace('_', " "))}</span> }.into_any(),
                 }}
             </summary>
+            {progress}
             <pre class="output" data-testid="output">{output_view(stored)}{move || output_view(extra())}</pre>
             {outcome.map(|o| view! {
                 <div class="outcome">
@@ -477,7 +507,23 @@ fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>, paused
                 attempt_id, chunk, ..
             }) = serde_json::from_str::<LiveEvent>(&text)
             {
-                live.update(|l| l.0.push((attempt_id, chunk)));
+                live.update(|l| l.chunks.push((attempt_id, chunk)));
+            }
+        });
+    let on_progress =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+            let Some(text) = e.data().as_string() else {
+                return;
+            };
+            if let Ok(LiveEvent::Progress {
+                attempt_id,
+                progress,
+                ..
+            }) = serde_json::from_str::<LiveEvent>(&text)
+            {
+                live.update(|l| {
+                    l.progress.insert(attempt_id, progress);
+                });
             }
         });
     let on_changed =
@@ -505,12 +551,15 @@ fn listen(run_id: i64, live: RwSignal<LiveOutput>, reload: RwSignal<u32>, paused
         })
     };
     let _ = source.add_event_listener_with_callback("output", on_output.as_ref().unchecked_ref());
+    let _ =
+        source.add_event_listener_with_callback("progress", on_progress.as_ref().unchecked_ref());
     let _ = source.add_event_listener_with_callback("changed", on_changed.as_ref().unchecked_ref());
     let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
-    let handle = StoredValue::new_local(Some((source, on_output, on_changed, on_error)));
+    let handle =
+        StoredValue::new_local(Some((source, on_output, on_progress, on_changed, on_error)));
     on_cleanup(move || {
         closed.set_value(true);
-        if let Some(Some((source, _, _, _))) = handle.try_update_value(|h| h.take()) {
+        if let Some(Some((source, _, _, _, _))) = handle.try_update_value(|h| h.take()) {
             source.close();
         }
     });

@@ -562,6 +562,7 @@ pub async fn attempts(
                 approval_id: r.try_get("approval_id")?,
                 outcome: outcome.and_then(|o| serde_json::from_value(o).ok()),
                 output: merge_chunks(output.remove(&id).unwrap_or_default()),
+                progress: None,
             });
     }
     Ok(by_step)

@@ -6,6 +6,7 @@ use crate::outputs;
 use crate::shell::{Io, Shell};
 use crate::state::initial::esc_log_line;
 use crate::state::vfs;
+use crate::state::PowerAction;
 
 /// ESC's notification log on the ESC VMs.
 pub const YANG_LOG: &str = "/var/log/esc/yangesc.log";
@@ -133,15 +134,17 @@ pub async fn escadm(sh: &Shell, args: &[String], io: &Io) -> i32 {
     }
 }
 
-/// `esc_nc_cli vm-action START|STOP|REBOOT VM`. ESC's view of the VM changes;
-/// the lab's VM itself keeps answering SSH (its power state belongs to the
-/// OpenStack side, which the portal drives separately).
+/// `esc_nc_cli vm-action START|STOP|REBOOT VM`. ESC asks the cloud to power the
+/// VM, as the real ESC asks its VIM: the lab's Nova server passes through its
+/// task states and the VM's SSH follows; a refusal (the server is busy or
+/// already in that state) is ESC's error reply.
 pub async fn esc_nc_cli(sh: &Shell, args: &[String], io: &Io) -> i32 {
     match args {
         [cmd, action, vm, ..] if cmd == "vm-action" => {
-            let state = match action.to_ascii_uppercase().as_str() {
-                "STOP" => "VM_SHUTOFF_STATE",
-                "START" | "REBOOT" => "VM_ALIVE_STATE",
+            let (state, power) = match action.to_ascii_uppercase().as_str() {
+                "STOP" => ("VM_SHUTOFF_STATE", PowerAction::Stop),
+                "START" => ("VM_ALIVE_STATE", PowerAction::Start),
+                "REBOOT" => ("VM_ALIVE_STATE", PowerAction::Reboot),
                 _ => {
                     for l in outputs::netconf_error(&format!("unknown vm-action {action}")) {
                         io.outln(l);
@@ -150,6 +153,19 @@ pub async fn esc_nc_cli(sh: &Shell, args: &[String], io: &Io) -> i32 {
                 }
             };
             let master = sh.state.with(|s| s.esc.master.clone());
+            if !sh.state.with(|s| s.esc.vm_states.contains_key(vm.as_str())) {
+                for l in outputs::netconf_error(&format!("VM {vm} is not found in any deployment"))
+                {
+                    io.outln(l);
+                }
+                return 1;
+            }
+            if let Some(Err(why)) = sh.state.request_power(vm, power) {
+                for l in outputs::netconf_error(&why) {
+                    io.outln(l);
+                }
+                return 1;
+            }
             let known = sh.state.with(|s| {
                 if let Some(v) = s.esc.vm_states.get_mut(vm.as_str()) {
                     *v = state.to_string();

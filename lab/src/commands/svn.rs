@@ -298,6 +298,43 @@ pub async fn recover_svn_sync(sh: &Shell, io: &Io) -> i32 {
         io.errln(format!("ERROR: no SVN repository at http://{missing}/repos; create it with svnadmin create first"));
         return 1;
     };
+    // A freshly installed repository (revision 0) takes the other one's UUID,
+    // as the script does for a redeployed Policy Builder VM.
+    let (a, b) = match (a.uuid == b.uuid, a.revision, b.revision) {
+        (false, ra, 0) if ra > 0 => {
+            let b = Repo {
+                uuid: a.uuid.clone(),
+                ..b
+            };
+            sh.state.with(|s| s.set_svn_repo("pcrfclient02", &b));
+            sh.line(
+                io,
+                format!(
+                    "http://pcrfclient02/repos is empty: its UUID is set to {}",
+                    a.uuid
+                ),
+            )
+            .await;
+            (a, b)
+        }
+        (false, 0, rb) if rb > 0 => {
+            let a = Repo {
+                uuid: b.uuid.clone(),
+                ..a
+            };
+            sh.state.with(|s| s.set_svn_repo("pcrfclient01", &a));
+            sh.line(
+                io,
+                format!(
+                    "http://pcrfclient01/repos is empty: its UUID is set to {}",
+                    b.uuid
+                ),
+            )
+            .await;
+            (a, b)
+        }
+        _ => (a, b),
+    };
     if a.uuid != b.uuid {
         io.errln(format!(
             "ERROR: the repositories have different UUIDs (pcrfclient01 {}, pcrfclient02 {}); run svnadmin setuuid first",

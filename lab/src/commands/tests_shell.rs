@@ -322,6 +322,47 @@ async fn faults_change_what_the_checks_see() {
 }
 
 #[tokio::test]
+async fn a_redeployed_empty_svn_slave_is_resynced_under_the_masters_uuid() {
+    let s = SiteState::new();
+    let master = s.with(|st| st.svn_repo("pcrfclient01")).unwrap();
+    // pcrfclient02 as freshly installed: an empty repository of its own.
+    let fresh = crate::state::initial::fresh_host("pcrfclient02").unwrap();
+    s.with(|st| {
+        st.hosts.insert("pcrfclient02".into(), fresh);
+    });
+    let before = s.with(|st| st.svn_repo("pcrfclient02")).unwrap();
+    assert_ne!(before.uuid, master.uuid);
+    let out = ok(
+        &s,
+        "pcrfclient01",
+        "/var/qps/bin/support/recover_svn_sync.sh",
+    )
+    .await;
+    assert!(out.contains("is empty: its UUID is set to"), "{out}");
+    let after = s.with(|st| st.svn_repo("pcrfclient02")).unwrap();
+    assert_eq!(
+        (after.uuid, after.revision),
+        (master.uuid.clone(), master.revision)
+    );
+    // Two repositories with content and different UUIDs are not merged.
+    let mut other = s.with(|st| st.svn_repo("pcrfclient02")).unwrap();
+    other.uuid = "00000000-0000-0000-0000-000000000000".into();
+    s.with(|st| st.set_svn_repo("pcrfclient02", &other));
+    let refused = run(
+        &s,
+        "pcrfclient01",
+        "/var/qps/bin/support/recover_svn_sync.sh",
+    )
+    .await;
+    assert_eq!(refused.status, 1);
+    assert!(
+        refused.stderr.contains("different UUIDs"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test]
 async fn esc_switchover_and_crontab() {
     let s = SiteState::new();
     assert!(ok(&s, "esc-standby", "health.sh")

@@ -395,10 +395,13 @@ async fn upload(State(os): State<OpenStack>, Path(id): Path<String>, body: Body)
                 return text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
             }
             let mut inner = os.lock();
+            let captured = inner.disks.get(&sha).cloned();
             match inner.images.iter_mut().find(|i| i.id == id) {
                 Some(i) => {
                     i.size = Some(size);
                     i.checksum = Some(md5);
+                    // A snapshot's bytes uploaded again hold its VM.
+                    i.captured = captured;
                     i.os_hash_value = Some(sha);
                     i.data = ImageData::File(path);
                     i.status = "active".into();
@@ -705,10 +708,14 @@ pub async fn finish_snapshot(os: &OpenStack, image_id: &str, ok: bool) {
         Some(i) => {
             i.size = Some(SNAPSHOT_SIZE);
             i.checksum = Some(md5);
-            i.os_hash_value = Some(sha);
+            i.os_hash_value = Some(sha.clone());
             i.data = ImageData::File(path);
             i.status = "active".into();
             i.updated_at = model::now_iso();
+            // The bytes stand for the VM's disk: uploaded again, they bring it back.
+            if let Some(vm) = i.captured.clone() {
+                inner.disks.insert(sha, vm);
+            }
         }
         None => {
             let _ = std::fs::remove_file(&path);

@@ -170,7 +170,7 @@ fn endpoint(service: &str, url: String) -> Value {
     })
 }
 
-/// The catalog: identity, compute, image and orchestration, public endpoints.
+/// The catalog: identity, compute, image, orchestration and network, public endpoints.
 pub fn catalog(base: &str) -> Value {
     let project = project_id();
     let services = [
@@ -178,6 +178,7 @@ pub fn catalog(base: &str) -> Value {
         ("compute", "nova", format!("{base}/compute/v2.1")),
         ("image", "glance", format!("{base}/image")),
         ("orchestration", "heat", format!("{base}/heat/v1/{project}")),
+        ("network", "neutron", format!("{base}/network")),
     ];
     Value::Array(
         services

@@ -1,5 +1,5 @@
 //! A simulated OpenStack API over HTTP on 127.0.0.1, on the lab's site state:
-//! enough Keystone v3, Nova v2.1, Glance v2 and Heat v1 for the recovery
+//! enough Keystone v3, Nova v2.1, Glance v2, Heat v1 and Neutron (networks) for the recovery
 //! procedures, for python-openstackclient and for the portal's own client.
 //! Shapes follow `shared/openstack-api-notes.md` (observed from the real
 //! services and clients).
@@ -11,6 +11,7 @@
 //! - [`glance`]: `/image`: images with their bytes on disk (or generated),
 //!   streamed upload and download with ranges.
 //! - [`heat`]: `/heat/v1/{project}`: the CPS stack and its resources.
+//! - [`neutron`]: `/network/v2.0`: the site's networks, to find them by name.
 //! - [`model`]: the records and shared helpers.
 //!
 //! Every request but the version documents and authentication needs a valid
@@ -23,6 +24,7 @@ pub mod glance;
 pub mod heat;
 pub mod keystone;
 pub mod model;
+pub mod neutron;
 pub mod nova;
 
 use crate::faults::{Faults, OpenStackFault};
@@ -50,6 +52,9 @@ pub struct Inner {
     pub password: String,
     /// Maximum number of servers (`GET /limits`).
     pub max_instances: u64,
+    /// The VM each snapshot's bytes hold, by their SHA-512: an upload of the
+    /// same bytes (a restore from the backup store) holds it again.
+    pub disks: HashMap<String, Box<crate::state::Host>>,
 }
 
 /// The cloud behind the API; [`OpenStack`] is the handle.
@@ -122,6 +127,7 @@ impl OpenStack {
             },
             password: model::DEFAULT_PASSWORD.to_string(),
             max_instances: 20,
+            disks: HashMap::new(),
         };
         for (name, seed) in [(nova::CPS_IMAGE, 1), (nova::ESC_IMAGE, 2)] {
             inner
@@ -132,13 +138,21 @@ impl OpenStack {
         for vm in VMS {
             inner.servers.push(nova::initial_server(vm, &created));
         }
-        Ok(OpenStack(Arc::new(Cloud {
+        let cloud = OpenStack(Arc::new(Cloud {
             base,
             images_dir,
-            site,
+            site: site.clone(),
             faults,
             inner: Mutex::new(inner),
-        })))
+        }));
+        // ESC powers VMs through the cloud; weakly, so that the site state does
+        // not keep a stopped lab's cloud alive.
+        let weak = Arc::downgrade(&cloud.0);
+        site.set_power_hook(Arc::new(move |vm, action| match weak.upgrade() {
+            Some(c) => nova::power(&OpenStack(c), vm, action),
+            None => Err("the VIM is not reachable".into()),
+        }));
+        Ok(cloud)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -233,6 +247,7 @@ impl OpenStack {
             .nest("/compute/v2.1", nova::router())
             .nest("/image/v2", glance::router())
             .nest("/heat/v1/{project_id}", heat::router())
+            .nest("/network/v2.0", neutron::router())
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 require_token,

@@ -11,6 +11,7 @@ use super::model::{self, Flavor, Server, ServerFault};
 use super::{header_str, OpenStack};
 use crate::faults::OpenStackFault;
 use crate::state::topology::{self, VmSpec};
+use crate::state::PowerAction;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -508,6 +509,53 @@ fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
+/// ESC's request to power the VM `vm` (its server), as Nova's os-stop,
+/// os-start and soft reboot would; refused like them when the server is busy or
+/// in the wrong state.
+pub(crate) fn power(os: &OpenStack, vm: &str, action: PowerAction) -> Result<(), String> {
+    let (id, vm_state, busy) = {
+        let inner = os.lock();
+        let s = inner
+            .servers
+            .iter()
+            .find(|s| s.vm.as_deref() == Some(vm))
+            .ok_or_else(|| format!("VM {vm} has no server in the VIM"))?;
+        (s.id.clone(), s.vm_state.clone(), s.task_state.is_some())
+    };
+    let refused = |what: &str| {
+        Err(format!(
+            "VIM refused to {what} {vm}: the server is {vm_state}{}",
+            if busy { " and busy" } else { "" }
+        ))
+    };
+    let vm = Some(vm.to_string());
+    match action {
+        PowerAction::Stop => {
+            if busy || !matches!(vm_state.as_str(), "active" | "error") {
+                return refused("stop");
+            }
+            start_step(os, &id, None, Some("powering-off"));
+            tokio::spawn(stop_task(os.clone(), id, vm));
+        }
+        PowerAction::Start => {
+            if busy || vm_state != "stopped" {
+                return refused("start");
+            }
+            start_step(os, &id, None, Some("powering-on"));
+            tokio::spawn(start_task(os.clone(), id, vm));
+        }
+        PowerAction::Reboot => {
+            if busy || vm_state != "active" {
+                return refused("reboot");
+            }
+            start_step(os, &id, Some("REBOOT"), Some("rebooting"));
+            os.set_vm_running(vm.as_deref(), false);
+            tokio::spawn(reboot_task(os.clone(), id, vm, false));
+        }
+    }
+    Ok(())
+}
+
 async fn action(
     State(os): State<OpenStack>,
     Path(id): Path<String>,
@@ -900,6 +948,17 @@ async fn create(
     else {
         return bad_request(format!("Flavor {flavor_ref} could not be found."));
     };
+    // Networks by id, as Nova takes them (clients look names up in Neutron).
+    if let Some(unknown) = req
+        .get("networks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.get("uuid").and_then(Value::as_str))
+        .find(|id| !super::neutron::known(id))
+    {
+        return bad_request(format!("Network {unknown} could not be found."));
+    }
     let vm = topology::vm(name).map(|v| v.name.to_string());
     let fixed_ip = req
         .get("networks")

@@ -144,7 +144,20 @@ pub struct SiteState {
     /// Every command a VM was asked to execute, in order, as (VM, command): what
     /// sshd would log. Tests use it to show that something never reached a host.
     journal: Arc<Mutex<Vec<(String, String)>>>,
+    /// The cloud's power switch, which ESC asks to stop, start or reboot VMs.
+    power: Arc<Mutex<Option<PowerHook>>>,
 }
+
+/// What ESC asks the cloud to do to a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerAction {
+    Stop,
+    Start,
+    Reboot,
+}
+
+/// Carries out a [`PowerAction`] on a VM, or says why the cloud refuses it.
+pub type PowerHook = Arc<dyn Fn(&str, PowerAction) -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for SiteState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,7 +177,20 @@ impl SiteState {
         Self {
             inner: Arc::new(Mutex::new(initial::site())),
             journal: Arc::new(Mutex::new(Vec::new())),
+            power: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Connects the cloud that powers the VMs (the lab's OpenStack).
+    pub fn set_power_hook(&self, hook: PowerHook) {
+        *self.power.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// Asks the cloud to power `vm`; `None` when no cloud is connected (ESC's
+    /// own view still changes then).
+    pub fn request_power(&self, vm: &str, action: PowerAction) -> Option<Result<(), String>> {
+        let hook = self.power.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        hook.map(|h| h(vm, action))
     }
 
     fn lock(&self) -> MutexGuard<'_, Site> {

@@ -7,7 +7,7 @@ use super::site::{Site, SiteError, SiteSession};
 use super::ssh::{Connector, Ending as SshEnding, OutputStream, SshError};
 use super::transfer;
 use app::ssr::engine::executor::{
-    BoxFuture, CancelSignal, Ending, Executor, Finished, Job, OutputTx, SiteInfo,
+    BoxFuture, CancelSignal, Emit, Ending, Executor, Finished, Job, OutputTx, SiteInfo,
 };
 use runbook::render::RenderedEndpoint;
 use std::collections::{BTreeMap, HashMap};
@@ -240,8 +240,10 @@ impl Executor for SiteExecutor {
                             Duration::from_secs(u64::from(timeout_seconds)),
                             cancel.cancelled(),
                             |stream, data| {
-                                let _ =
-                                    output.send((stream == OutputStream::Stderr, data.to_vec()));
+                                let _ = output.send(Emit::Output {
+                                    stderr: stream == OutputStream::Stderr,
+                                    bytes: data.to_vec(),
+                                });
                             },
                         )
                         .await;
@@ -316,11 +318,19 @@ async fn openstack_job(
     let action = runbook::model::OpenStackAction::from_name(action)
         .ok_or_else(|| format!("unknown OpenStack action {action:?}"))?;
     let say = |line: String| {
-        let _ = output.send((false, format!("{line}\n").into_bytes()));
+        let _ = output.send(Emit::line(line));
+    };
+    let progress = |p| {
+        let _ = output.send(Emit::Progress(p));
     };
     let stop = cancel.clone();
     let cancelled = move || stop.is_cancelled();
-    let work = actions::run(cloud, action, args, store, &say, &cancelled);
+    let report = actions::Report {
+        say: &say,
+        progress: &progress,
+        cancelled: &cancelled,
+    };
+    let work = actions::run(cloud, action, args, store, &report);
     let result = tokio::select! {
         r = work => r,
         _ = cancel.cancelled() => Err(actions::ActionError::Cancelled),

@@ -4,8 +4,9 @@
 //! written to the store appears under its name only once it is complete.
 
 use super::site::SiteSession;
+use app::model::progress::{ProgressMeter, ProgressUnit};
 use app::model::run_view::TransferRecord;
-use app::ssr::engine::executor::{CancelSignal, OutputTx};
+use app::ssr::engine::executor::{CancelSignal, Emit, OutputTx};
 use runbook::render::RenderedEndpoint;
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
@@ -170,7 +171,7 @@ pub async fn copy(
     cancel: CancelSignal,
 ) -> Result<TransferRecord, TransferError> {
     let say = |line: String| {
-        let _ = output.send((false, format!("{line}\n").into_bytes()));
+        let _ = output.send(Emit::line(line));
     };
     let (mut reader, size) = open_source(session, store, from).await?;
     let (mut writer, sink) = open_sink(session, store, to).await?;
@@ -184,6 +185,12 @@ pub async fn copy(
     let mut copied: u64 = 0;
     let mut buf = vec![0u8; PIECE];
     let mut next_report: u64 = 64 * 1024 * 1024;
+    let started = std::time::Instant::now();
+    let mut meter = ProgressMeter::new(
+        format!("copy to {}", describe(to)),
+        ProgressUnit::Bytes,
+        size,
+    );
     let result: Result<(), TransferError> = async {
         loop {
             if cancel.is_cancelled() {
@@ -202,6 +209,9 @@ pub async fn copy(
                 .await
                 .map_err(io(format!("writing {}", describe(to))))?;
             copied += n as u64;
+            if let Some(p) = meter.update(copied, started.elapsed()) {
+                let _ = output.send(Emit::Progress(p));
+            }
             if copied >= next_report {
                 next_report += 64 * 1024 * 1024;
                 say(format!(
@@ -251,6 +261,7 @@ pub async fn copy(
     }
     result?;
     let sha256 = hex::encode(hash.finalize());
+    let _ = output.send(Emit::Progress(meter.finish(copied, started.elapsed())));
     say(format!("copied {copied} bytes, SHA-256 {sha256}"));
     Ok(TransferRecord {
         bytes: copied,

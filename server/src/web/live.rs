@@ -23,6 +23,7 @@ const STREAM_LIFETIME: Duration = Duration::from_secs(300);
 fn event(e: &LiveEvent) -> Event {
     let name = match e {
         LiveEvent::Output { .. } => "output",
+        LiveEvent::Progress { .. } => "progress",
         LiveEvent::Changed => "changed",
     };
     Event::default()

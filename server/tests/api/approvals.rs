@@ -4,9 +4,8 @@
 
 use crate::helpers::*;
 use crate::lab_portal::*;
-use app::model::approval::{ApprovalState, ApprovalView};
+use app::model::approval::ApprovalState;
 use app::model::run::{RunState, StepState};
-use app::model::run_view::RunView;
 use app::model::Role;
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -46,52 +45,6 @@ async fn cron_run(p: &LabPortal, b: &Browser, copy: bool) -> i64 {
         }
     }
     run
-}
-
-fn open_approval(v: &RunView, position: usize) -> ApprovalView {
-    v.steps[position]
-        .open_approval()
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "step {position} has no open request: {:?}",
-                v.steps[position]
-            )
-        })
-}
-
-async fn request(b: &Browser, run: i64, position: i32, why: &str) -> ApprovalView {
-    let r = command(b, run, position, "request_approval", why).await;
-    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    open_approval(&show(b, run).await, position as usize)
-}
-
-async fn decide(
-    b: &Browser,
-    id: i64,
-    decision: &str,
-    text: &str,
-    break_glass: Option<&str>,
-) -> reqwest::Response {
-    let id = id.to_string();
-    let mut form = vec![("id", id.as_str()), ("decision", decision), ("text", text)];
-    if let Some(reason) = break_glass {
-        form.push(("break_glass_reason", reason));
-    }
-    b.call("/api/approvals/decide", &form).await
-}
-
-async fn run_under(b: &Browser, run: i64, position: i32, approval: i64) -> reqwest::Response {
-    b.call(
-        "/api/runs/step",
-        &[
-            ("run", &run.to_string()),
-            ("position", &position.to_string()),
-            ("command", "run"),
-            ("approval", &approval.to_string()),
-        ],
-    )
-    .await
 }
 
 async fn refusal(r: reqwest::Response, status: StatusCode, says: &str) {

@@ -2,7 +2,8 @@
 //! wizard tests make through it, as an operator's browser would.
 
 use crate::helpers::*;
-use app::model::run::StepState;
+use app::model::approval::ApprovalView;
+use app::model::run::{RunState, StepState};
 use app::model::run_view::RunView;
 use reqwest::StatusCode;
 use server::exec::executor::SiteExecutor;
@@ -151,4 +152,132 @@ pub async fn start_on_lab_with(b: &Browser, id: &str, chosen: &[(&str, &str)]) -
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     start(b, id, &values).await
+}
+
+/// The step's open request for approval.
+pub fn open_approval(v: &RunView, position: usize) -> ApprovalView {
+    v.steps[position]
+        .open_approval()
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "step {position} has no open request: {:?}",
+                v.steps[position]
+            )
+        })
+}
+
+/// Asks for approval of the step at `position`, saying `why`.
+pub async fn request(b: &Browser, run: i64, position: i32, why: &str) -> ApprovalView {
+    let r = command(b, run, position, "request_approval", why).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    open_approval(&show(b, run).await, position as usize)
+}
+
+/// A supervisor's decision on request `id`.
+pub async fn decide(
+    b: &Browser,
+    id: i64,
+    decision: &str,
+    text: &str,
+    break_glass: Option<&str>,
+) -> reqwest::Response {
+    let id = id.to_string();
+    let mut form = vec![("id", id.as_str()), ("decision", decision), ("text", text)];
+    if let Some(reason) = break_glass {
+        form.push(("break_glass_reason", reason));
+    }
+    b.call("/api/approvals/decide", &form).await
+}
+
+/// Runs the step at `position` under approval `approval`.
+pub async fn run_under(b: &Browser, run: i64, position: i32, approval: i64) -> reqwest::Response {
+    b.call(
+        "/api/runs/step",
+        &[
+            ("run", &run.to_string()),
+            ("position", &position.to_string()),
+            ("command", "run"),
+            ("approval", &approval.to_string()),
+        ],
+    )
+    .await
+}
+
+/// Drives run `run` as an operator with supervisors at hand: runs each step,
+/// confirms manual ones, and has each destructive one approved (by as many
+/// supervisors as it needs) and run under the approval; stops at the end, or
+/// before the step `until`. Answers how many approvals were used, or what went
+/// wrong.
+pub async fn drive(
+    operator: &Browser,
+    supervisors: &[&Browser],
+    runbook: &str,
+    run: i64,
+    until: Option<&str>,
+) -> Result<usize, String> {
+    let mut approvals = 0;
+    loop {
+        let v = show(operator, run).await;
+        let Some(current) = v.current else {
+            return match v.summary.state {
+                RunState::Completed => Ok(approvals),
+                other => Err(format!("{runbook}: the run ended {other:?}")),
+            };
+        };
+        let s = v.steps[current].clone();
+        if until == Some(s.id.as_str()) {
+            return Ok(approvals);
+        }
+        let r = if s.destructive {
+            let a = request(
+                operator,
+                run,
+                s.position,
+                "rehearsal of the whole procedure",
+            )
+            .await;
+            for supervisor in supervisors.iter().take(usize::from(a.quorum)) {
+                let d = decide(supervisor, a.id, "approve", "", None).await;
+                if d.status() != StatusCode::OK {
+                    return Err(format!(
+                        "{runbook} {}: approval: {}",
+                        s.id,
+                        d.text().await.unwrap_or_default()
+                    ));
+                }
+            }
+            approvals += 1;
+            run_under(operator, run, s.position, a.id).await
+        } else if s.kind == "manual" {
+            command(operator, run, s.position, "confirm", "rehearsed on the lab").await
+        } else {
+            command(operator, run, s.position, "run", "").await
+        };
+        if r.status() != StatusCode::OK {
+            return Err(format!(
+                "{runbook} {}: {}",
+                s.id,
+                r.text().await.unwrap_or_default()
+            ));
+        }
+        let after = settled(operator, run, current).await;
+        let step = &after.steps[current];
+        if !matches!(step.state, StepState::Succeeded | StepState::Skipped) {
+            let outcome = step.attempts.last().and_then(|a| a.outcome.clone());
+            return Err(format!(
+                "{runbook} step {} ended {:?}: {:?}\n{}",
+                step.id,
+                step.state,
+                outcome.map(|o| (
+                    o.error,
+                    o.expectations
+                        .into_iter()
+                        .filter(|e| !e.passed)
+                        .collect::<Vec<_>>()
+                )),
+                output(&after, current)
+            ));
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod keystone;
 mod lab_portal;
 mod openstack;
 mod pages;
+mod rehearsal;
 mod roles;
 mod runbooks;
 mod runs;

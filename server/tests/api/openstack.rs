@@ -4,6 +4,7 @@
 //! uploads, renewal of a refused token, and the API's errors.
 
 use crate::lab_portal::*;
+use app::model::progress::{Progress, ProgressUnit};
 use app::model::run::StepState;
 use app::model::Role;
 use lab::OpenStackFault;
@@ -45,14 +46,40 @@ async fn act(
     action: A,
     args: &[(&str, &str)],
 ) -> (Vec<String>, Result<actions::Done, ActionError>) {
+    let (lines, _, result) = act_watched(s, store, action, args).await;
+    (lines, result)
+}
+
+/// Runs `action` with `args`; answers its lines, progress readings and result.
+async fn act_watched(
+    s: &Session,
+    store: &Path,
+    action: A,
+    args: &[(&str, &str)],
+) -> (
+    Vec<String>,
+    Vec<Progress>,
+    Result<actions::Done, ActionError>,
+) {
     let args: BTreeMap<String, String> = args
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let lines = Mutex::new(Vec::new());
+    let readings = Mutex::new(Vec::new());
     let say = |l: String| lines.lock().unwrap().push(l);
-    let result = actions::run(s, action, &args, store, &say, &|| false).await;
-    (lines.into_inner().unwrap(), result)
+    let progress = |p: Progress| readings.lock().unwrap().push(p);
+    let report = actions::Report {
+        say: &say,
+        progress: &progress,
+        cancelled: &|| false,
+    };
+    let result = actions::run(s, action, &args, store, &report).await;
+    (
+        lines.into_inner().unwrap(),
+        readings.into_inner().unwrap(),
+        result,
+    )
 }
 
 #[tokio::test]
@@ -103,7 +130,7 @@ async fn a_snapshot_is_downloaded_verified_and_resumed_when_the_connection_drops
     let (lab, dir) = lab().await;
     let s = session(&lab);
     let store = dir.path().join("store");
-    let (lines, r) = act(
+    let (lines, readings, r) = act_watched(
         &s,
         &store,
         A::ServerSnapshot,
@@ -112,8 +139,12 @@ async fn a_snapshot_is_downloaded_verified_and_resumed_when_the_connection_drops
     .await;
     r.unwrap();
     assert!(lines.iter().any(|l| l.contains("active")), "{lines:?}");
+    // The bar follows Nova's phases and ends full.
+    let last = readings.last().expect("the snapshot reports progress");
+    assert!(last.finished && last.percent() == Some(100), "{readings:?}");
+    assert_eq!(last.unit, ProgressUnit::Phases);
 
-    let (lines, r) = act(
+    let (lines, readings, r) = act_watched(
         &s,
         &store,
         A::ImageDownload,
@@ -133,6 +164,10 @@ async fn a_snapshot_is_downloaded_verified_and_resumed_when_the_connection_drops
         lines.last().unwrap().contains("MD5 and SHA-512 match"),
         "{lines:?}"
     );
+    let last = readings.last().expect("the download reports progress");
+    assert!(last.finished, "{readings:?}");
+    assert_eq!((last.done, last.total), (t.bytes, Some(t.bytes)));
+    assert!(last.text().contains("(100 %)"), "{}", last.text());
 
     // A larger generated image, with the connection dropped halfway: resumed.
     lab.add_generated_image("big", 24 * 1024 * 1024).await;
@@ -178,13 +213,18 @@ async fn a_refused_token_is_renewed_and_uploads_are_checked() {
     act(&s, &store, A::ImageList, &[]).await.1.unwrap();
     lab.faults()
         .set_openstack(OpenStackFault::TokenExpired, true);
-    let (lines, r) = act(
+    let (lines, readings, r) = act_watched(
         &s,
         &store,
         A::ImageUpload,
         &[("store", "lab/up.qcow2"), ("name", "uploaded")],
     )
     .await;
+    let last = readings.last().expect("the upload reports progress");
+    assert!(
+        last.finished && last.done == 3 * 1024 * 1024 + 5,
+        "{readings:?}"
+    );
     lab.faults()
         .set_openstack(OpenStackFault::TokenExpired, false);
     let done = r.unwrap();
@@ -224,5 +264,119 @@ async fn the_wizard_runs_openstack_steps_on_the_lab(pool: PgPool) {
     let v = settled(&olga, run, 0).await;
     assert_eq!(v.steps[0].state, StepState::Succeeded, "{}", output(&v, 0));
     assert!(output(&v, 0).contains("pcrfclient01"), "{}", output(&v, 0));
+    p.lab.shutdown().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn procedure_2_creates_the_cluster_manager_anew_when_it_is_gone(pool: PgPool) {
+    const VOLUME: &str = "2edbac5e-55de-4d4c-a427-ab24ebe66181";
+    let p = portal_with_lab(pool).await;
+    let s = session(&p.lab);
+    // A network name Neutron does not know: the API's answer and what to do.
+    let (_, r) = act(
+        &s,
+        &p.store,
+        A::ServerCreate,
+        &[
+            ("name", "spare"),
+            ("image", "CPS_18.2.0_Base.qcow2"),
+            ("flavor", "cps-cluman"),
+            ("networks", "nosuchnet=172.20.67.99"),
+        ],
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string().contains("no network named \"nosuchnet\""),
+        "{e}"
+    );
+    let ActionError::OpenStack(api) = &e else {
+        panic!("{e}")
+    };
+    assert!(actions::advice(api).is_some(), "{e}");
+    // A bad fixed IP never reaches Nova.
+    let (_, r) = act(
+        &s,
+        &p.store,
+        A::ServerCreate,
+        &[
+            ("name", "spare"),
+            ("image", "CPS_18.2.0_Base.qcow2"),
+            ("flavor", "cps-cluman"),
+            ("networks", "management=172.20.67.300"),
+        ],
+    )
+    .await;
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("is not an IPv4 address"));
+
+    // The Cluster Manager is gone.
+    act(&s, &p.store, A::ServerDelete, &[("server", "cluman")])
+        .await
+        .1
+        .unwrap();
+    assert!(p.lab.openstack().server("cluman").is_none());
+
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let sam = p.app.signed_in("sam", Role::Supervisor).await;
+    let run = start_on_lab_with(
+        &olga,
+        "restore-cluman",
+        &[
+            ("backup_date", "2026-11-26"),
+            ("cluman_instance", "absent"),
+            ("mgmt_ip", "172.20.67.34"),
+            ("internal_ip", "172.16.2.5"),
+            ("data_volume", VOLUME),
+        ],
+    )
+    .await;
+    let approvals = drive(
+        &olga,
+        &[&sam],
+        "restore-cluman",
+        run,
+        Some("copy-config-backup"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(approvals, 1, "the create, not the rebuild");
+    let v = show(&olga, run).await;
+    let create = v
+        .steps
+        .iter()
+        .position(|s| s.id == "create-cluman")
+        .unwrap();
+    let rebuild = v
+        .steps
+        .iter()
+        .position(|s| s.id == "rebuild-cluman")
+        .unwrap();
+    assert_eq!(v.steps[create].state, StepState::Succeeded);
+    assert_eq!(v.steps[rebuild].state, StepState::Skipped);
+    let text = output(&v, create);
+    assert!(
+        text.contains("NICs management=172.20.67.34, internal=172.16.2.5"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("volume {VOLUME} at /dev/vdb")),
+        "{text}"
+    );
+    let cluman = p.lab.openstack().server("cluman").unwrap();
+    assert_eq!(cluman.status, "ACTIVE");
+    assert_eq!(cluman.history.first().map(|h| h.0.as_str()), Some("BUILD"));
+    // The new VM answers SSH again.
+    let r = command(&olga, run, (create + 3) as i32, "run", "").await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let v = settled(&olga, run, create + 3).await;
+    assert_eq!(
+        v.steps[create + 3].state,
+        StepState::Succeeded,
+        "{}",
+        output(&v, create + 3)
+    );
     p.lab.shutdown().await;
 }

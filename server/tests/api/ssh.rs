@@ -641,7 +641,7 @@ async fn a_missing_or_empty_agent_is_a_clear_error() {
 
 #[tokio::test]
 async fn transfers_replace_files_on_a_real_sftp_server_and_come_back_intact() {
-    use app::ssr::engine::executor::CancelSignal;
+    use app::ssr::engine::executor::{CancelSignal, Emit};
     use runbook::render::RenderedEndpoint;
     use server::exec::site::SiteSession;
     use server::exec::transfer;
@@ -695,8 +695,15 @@ async fn transfers_replace_files_on_a_real_sftp_server_and_come_back_intact() {
     assert_eq!(std::fs::read(store.join("lab/back.bin")).unwrap(), content);
     drop(tx);
     let mut said = String::new();
-    while let Some((_, bytes)) = rx.recv().await {
-        said.push_str(&String::from_utf8_lossy(&bytes));
+    let mut last_progress = None;
+    while let Some(emitted) = rx.recv().await {
+        match emitted {
+            Emit::Output { bytes, .. } => said.push_str(&String::from_utf8_lossy(&bytes)),
+            Emit::Progress(p) => last_progress = Some(p),
+        }
     }
     assert!(said.contains(&format!("SHA-256 {}", back.sha256)), "{said}");
+    // The copy's bar ends full.
+    let last = last_progress.expect("a copy reports progress");
+    assert!(last.finished && last.done == back.bytes, "{last:?}");
 }

@@ -50,8 +50,27 @@ pub struct Finished {
     pub transfer: Option<TransferRecord>,
 }
 
-/// Output as it arrives: whether it is stderr, and the bytes.
-pub type OutputTx = mpsc::UnboundedSender<(bool, Vec<u8>)>;
+/// What a running job reports as it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// Output as it arrives: whether it is stderr, and the bytes.
+    Output { stderr: bool, bytes: Vec<u8> },
+    /// A progress reading of long work (shown as a bar, not stored as output).
+    Progress(crate::model::progress::Progress),
+}
+
+impl Emit {
+    /// A line of the portal's own on stdout.
+    pub fn line(text: impl std::fmt::Display) -> Self {
+        Emit::Output {
+            stderr: false,
+            bytes: format!("{text}\n").into_bytes(),
+        }
+    }
+}
+
+/// Where a job reports.
+pub type OutputTx = mpsc::UnboundedSender<Emit>;
 
 /// Completes when the operator stops the step.
 #[derive(Clone, Debug)]

@@ -23,9 +23,10 @@ use super::runs::{self, RunRecord, TransitionInput};
 use super::ServiceError;
 use crate::error::AppError;
 use crate::model::approval::Decider;
+use crate::model::progress::Progress;
 use crate::model::run::{current_step, RunState, StepEvent, StepState};
 use crate::model::run_view::{LiveEvent, Outcome, OutputChunk, RunFilter, RunSummary, RunView};
-use executor::{CancelSignal, Ending, Executor, Finished, Job, SiteInfo};
+use executor::{CancelSignal, Emit, Ending, Executor, Finished, Job, SiteInfo};
 use runbook::model::{Observation, ShellCommand, StepAction};
 use runbook::render::{render, RenderedAction};
 use runbook::{Runbook, Step};
@@ -72,7 +73,13 @@ pub struct Engine {
     approvals: tokio::sync::broadcast::Sender<()>,
     /// How long an approval stays valid once given.
     approval_validity: chrono::Duration,
+    /// The last progress reading of each attempt that reported one, by attempt
+    /// id; kept in memory only (the output has the lines, the run the result).
+    progress: Mutex<BTreeMap<i64, Progress>>,
 }
+
+/// How many attempts' progress readings are remembered.
+const PROGRESS_KEPT: usize = 10_000;
 
 /// A step of a run, loaded for a command on it.
 struct StepContext {
@@ -133,6 +140,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             approvals: tokio::sync::broadcast::channel(64).0,
             approval_validity,
+            progress: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -222,7 +230,13 @@ impl Engine {
     pub async fn view(&self, run_id: i64) -> Result<RunView, ServiceError> {
         let record = runs::load(&self.pool, run_id).await?;
         let runbook = self.runbook_of(&record)?;
-        let attempts = runs::attempts(&self.pool, run_id).await?;
+        let mut attempts = runs::attempts(&self.pool, run_id).await?;
+        {
+            let progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+            for a in attempts.values_mut().flatten() {
+                a.progress = progress.get(&a.id).cloned();
+            }
+        }
         let approvals = super::approvals::for_run(&self.pool, run_id).await?;
         let openstack = self
             .sites()
@@ -874,6 +888,29 @@ impl OutputWriter {
         }
     }
 
+    /// Remembers the reading for the run view and shows it to open pages.
+    fn progress(&self, progress: Progress) {
+        {
+            let mut kept = self
+                .engine
+                .progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            kept.insert(self.attempt_id, progress.clone());
+            while kept.len() > PROGRESS_KEPT {
+                kept.pop_first();
+            }
+        }
+        self.engine.hub.publish(
+            self.run_id,
+            LiveEvent::Progress {
+                position: self.position,
+                attempt_id: self.attempt_id,
+                progress,
+            },
+        );
+    }
+
     /// A line of the portal's own (between checks, why a host was unreachable), on stderr.
     async fn note(&mut self, text: &str) {
         self.write(true, text.as_bytes(), text.to_string()).await;
@@ -881,13 +918,17 @@ impl OutputWriter {
 
     /// Stores everything `rx` brings until the job drops its sender; returns the
     /// whole stdout and stderr text.
-    async fn drain(
-        &mut self,
-        mut rx: mpsc::UnboundedReceiver<(bool, Vec<u8>)>,
-    ) -> (String, String) {
+    async fn drain(&mut self, mut rx: mpsc::UnboundedReceiver<Emit>) -> (String, String) {
         let (mut out, mut err) = (Utf8Stream::default(), Utf8Stream::default());
         let (mut stdout, mut stderr) = (String::new(), String::new());
-        while let Some((is_err, bytes)) = rx.recv().await {
+        while let Some(emitted) = rx.recv().await {
+            let (is_err, bytes) = match emitted {
+                Emit::Output { stderr, bytes } => (stderr, bytes),
+                Emit::Progress(progress) => {
+                    self.progress(progress);
+                    continue;
+                }
+            };
             let text = if is_err {
                 err.push(&bytes)
             } else {

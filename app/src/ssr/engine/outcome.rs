@@ -45,6 +45,9 @@ pub fn judge(command: &ShellCommand, finished: &Finished, stdout: &str, stderr: 
             Some(v) => {
                 captures.insert(c.name.clone(), v);
             }
+            None if c.optional => {
+                captures.insert(c.name.clone(), String::new());
+            }
             None => missing_captures.push(c.name.clone()),
         }
     }
@@ -107,6 +110,7 @@ mod tests {
             captures: vec![Capture {
                 name: "uuid".into(),
                 pattern: Pattern::new(r"UUID: (\S+)").unwrap(),
+                optional: false,
             }],
         }
     }
@@ -155,6 +159,16 @@ mod tests {
             .expectations
             .iter()
             .any(|e| e.description == "output yields the value uuid" && !e.passed));
+    }
+
+    #[test]
+    fn a_missing_optional_capture_is_an_empty_value() {
+        let mut c = command();
+        c.captures[0].optional = true;
+        let o = judge(&c, &exited(0), "UUID unknown\n", "");
+        assert!(o.passed, "{o:?}");
+        assert!(o.missing_captures.is_empty());
+        assert_eq!(o.captures.get("uuid").map(String::as_str), Some(""));
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! what it does and sees to the step's output, one line at a time, as the
 //! openstack CLI would, and fails with the API's own message and what to do next.
 
+use super::boot;
 use super::glance;
 use super::heat;
+use super::neutron;
 use super::nova::{self, ServerAction};
 use super::session::{OpenStackError, Session};
+use app::model::progress::{Progress, ProgressMeter, ProgressUnit};
 use app::model::run_view::TransferRecord;
 use runbook::model::OpenStackAction;
 use std::collections::BTreeMap;
@@ -14,6 +17,18 @@ use std::time::{Duration, Instant};
 
 /// How often a status is polled while waiting.
 const POLL: Duration = Duration::from_secs(2);
+
+/// How often a transfer's progress is also written to the output (kept with the
+/// run), besides the live bar.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// Where an action reports: lines for the step's output, readings for its
+/// progress bar, and whether the operator stopped it.
+pub struct Report<'a> {
+    pub say: &'a (dyn Fn(String) + Send + Sync),
+    pub progress: &'a (dyn Fn(Progress) + Send + Sync),
+    pub cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+}
 
 /// What an action produced besides its output.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,17 +101,17 @@ fn timeout(args: &BTreeMap<String, String>, default: u64) -> Duration {
     )
 }
 
-/// Carries out `action` with `args`, writing lines with `say`; files of the backup
-/// store are under `store`. `cancelled` says whether the operator stopped it.
+/// Carries out `action` with `args`, reporting to `report`; files of the backup
+/// store are under `store`.
 pub async fn run(
     session: &Session,
     action: OpenStackAction,
     args: &BTreeMap<String, String>,
     store: &Path,
-    say: &(dyn Fn(String) + Send + Sync),
-    cancelled: &(dyn Fn() -> bool + Send + Sync),
+    report: &Report<'_>,
 ) -> Result<Done, ActionError> {
     use OpenStackAction as A;
+    let (say, cancelled) = (report.say, report.cancelled);
     match action {
         A::ServerShow => {
             let s = nova::find_server(session, arg(args, "server")?).await?;
@@ -154,9 +169,58 @@ pub async fn run(
                 },
             )
             .await?
-            .ok_or_else(|| ActionError::Failed("Nova did not say which image the snapshot is".into()))?;
+            .ok_or_else(|| {
+                ActionError::Failed("Nova did not say which image the snapshot is".into())
+            })?;
             say(format!("snapshot {name} of {} is image {image_id}", s.name));
-            wait_image(session, &image_id, "active", timeout(args, 3600), say, cancelled).await?;
+            wait_snapshot(session, &s.id, &image_id, name, timeout(args, 3600), report).await?;
+            Ok(Done::default())
+        }
+        A::ServerCreate => {
+            let spec =
+                boot::BootSpec::parse(args).map_err(|e| ActionError::Failed(e.to_string()))?;
+            if !nova::servers_named(session, &spec.name).await?.is_empty() {
+                return Err(ActionError::Failed(format!(
+                    "a server named {} exists already: rebuild it instead, or delete it first",
+                    spec.name
+                )));
+            }
+            let image = glance::find(session, &spec.image).await?;
+            if image.status != "active" {
+                return Err(ActionError::Failed(format!(
+                    "image {} is {}, not active: wait until it is",
+                    spec.image, image.status
+                )));
+            }
+            let flavor_id = nova::flavor_id(session, &spec.flavor).await?;
+            let mut network_ids = Vec::new();
+            for nic in &spec.nics {
+                network_ids.push(if boot::is_id(&nic.network) {
+                    nic.network.clone()
+                } else {
+                    neutron::network_id(session, &nic.network).await?
+                });
+            }
+            let id = nova::create(session, &spec.body(&image.id, &flavor_id, &network_ids)).await?;
+            say(format!(
+                "creating {} ({id}) from image {} with flavor {}, NICs {}{}",
+                spec.name,
+                image.id,
+                spec.flavor,
+                spec.nics
+                    .iter()
+                    .map(|n| match n.fixed_ip {
+                        Some(ip) => format!("{}={ip}", n.network),
+                        None => n.network.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                spec.volumes
+                    .iter()
+                    .map(|v| format!(", volume {} at {}", v.volume_id, v.device))
+                    .collect::<String>()
+            ));
+            wait_server(session, &id, "ACTIVE", timeout(args, 1800), say, cancelled).await?;
             Ok(Done::default())
         }
         A::ServerRebuild => {
@@ -170,9 +234,20 @@ pub async fn run(
                     ))
                 })?,
             };
-            say(format!("rebuilding {} ({}) from image {image_id}", s.name, s.id));
+            say(format!(
+                "rebuilding {} ({}) from image {image_id}",
+                s.name, s.id
+            ));
             nova::act(session, &s.id, &ServerAction::Rebuild { image_id }).await?;
-            wait_server(session, &s.id, "ACTIVE", timeout(args, 1800), say, cancelled).await?;
+            wait_server(
+                session,
+                &s.id,
+                "ACTIVE",
+                timeout(args, 1800),
+                say,
+                cancelled,
+            )
+            .await?;
             Ok(Done::default())
         }
         A::ImageShow => {
@@ -211,14 +286,22 @@ pub async fn run(
                 i.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
             ));
             let started = Instant::now();
-            let mut last = Instant::now();
-            let got = glance::download(session, &i, &dest, |bytes, total| {
-                if last.elapsed() >= Duration::from_secs(1) {
-                    last = Instant::now();
-                    say(progress_line(bytes, total, started.elapsed()));
+            let mut meter = ProgressMeter::new(
+                format!("download of {}", i.name.as_deref().unwrap_or(&i.id)),
+                ProgressUnit::Bytes,
+                i.size,
+            );
+            let mut lines = LineEvery::new(PROGRESS_LINE_EVERY);
+            let got = glance::download(session, &i, &dest, |bytes, _| {
+                if let Some(p) = meter.update(bytes, started.elapsed()) {
+                    if lines.due(started.elapsed()) {
+                        say(p.text());
+                    }
+                    (report.progress)(p);
                 }
             })
             .await?;
+            (report.progress)(meter.finish(got.bytes, started.elapsed()));
             say(format!(
                 "downloaded {} bytes in {:.1} s{}; MD5 and SHA-512 match the image; SHA-256 {}",
                 got.bytes,
@@ -238,7 +321,8 @@ pub async fn run(
             })
         }
         A::ImageList => {
-            let images = glance::list(session, args.get("name").map(String::as_str).unwrap_or("")).await?;
+            let images =
+                glance::list(session, args.get("name").map(String::as_str).unwrap_or("")).await?;
             for i in &images {
                 say(format!(
                     "{:<40} {:<36} {}",
@@ -253,7 +337,11 @@ pub async fn run(
         A::ImageDelete => {
             let i = glance::find(session, arg(args, "image")?).await?;
             glance::delete(session, &i.id).await?;
-            say(format!("deleted image {} ({})", i.name.as_deref().unwrap_or("-"), i.id));
+            say(format!(
+                "deleted image {} ({})",
+                i.name.as_deref().unwrap_or("-"),
+                i.id
+            ));
             Ok(Done::default())
         }
         A::ServerDelete => {
@@ -267,7 +355,14 @@ pub async fn run(
                     Ok(now) => say(format!("{}: {}", now.name, now.describe())),
                     Err(e) => return Err(e.into()),
                 }
-                pause(started, timeout(args, 600), &format!("{} to be deleted", s.name), "", cancelled).await?;
+                pause(
+                    started,
+                    timeout(args, 600),
+                    &format!("{} to be deleted", s.name),
+                    "",
+                    cancelled,
+                )
+                .await?;
             }
             say(format!("{} is deleted", s.name));
             Ok(Done::default())
@@ -278,24 +373,61 @@ pub async fn run(
             let name = arg(args, "name")?;
             say(format!("uploading backup store:{relative} as image {name}"));
             let started = Instant::now();
-            let (i, md5, sha256, bytes) = glance::upload(
+            let size = tokio::fs::metadata(&path).await.map(|m| m.len()).ok();
+            let mut meter =
+                ProgressMeter::new(format!("upload of {name}"), ProgressUnit::Bytes, size);
+            let mut lines = LineEvery::new(PROGRESS_LINE_EVERY);
+            let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let upload = glance::upload(
                 session,
                 name,
-                args.get("disk_format").map(String::as_str).unwrap_or("qcow2"),
-                args.get("container_format").map(String::as_str).unwrap_or("bare"),
+                args.get("disk_format")
+                    .map(String::as_str)
+                    .unwrap_or("qcow2"),
+                args.get("container_format")
+                    .map(String::as_str)
+                    .unwrap_or("bare"),
                 &path,
-                |_, _| {},
-            )
-            .await?;
+                sent.clone(),
+            );
+            tokio::pin!(upload);
+            // The body streams on reqwest's side: its counter is read on a tick.
+            let (i, md5, sha256, bytes) = loop {
+                tokio::select! {
+                    done = &mut upload => break done?,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                        let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+                        if let Some(p) = meter.update(now, started.elapsed()) {
+                            if lines.due(started.elapsed()) {
+                                say(p.text());
+                            }
+                            (report.progress)(p);
+                        }
+                    }
+                }
+            };
+            (report.progress)(meter.finish(bytes, started.elapsed()));
             say(format!(
                 "sent {bytes} bytes in {:.1} s; image {} is {}",
                 started.elapsed().as_secs_f64(),
                 i.id,
                 i.status
             ));
-            wait_image(session, &i.id, "active", timeout(args, 3600), say, cancelled).await?;
+            wait_image(
+                session,
+                &i.id,
+                "active",
+                timeout(args, 3600),
+                say,
+                cancelled,
+            )
+            .await?;
             let stored = glance::show(session, &i.id).await?;
-            if stored.checksum.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case(&md5)) {
+            if stored
+                .checksum
+                .as_deref()
+                .is_some_and(|c| !c.eq_ignore_ascii_case(&md5))
+            {
                 return Err(ActionError::Failed(format!(
                     "Glance's checksum of image {} differs from the file's MD5 {md5}: delete the image and upload it again",
                     i.id
@@ -328,7 +460,10 @@ pub async fn run(
         }
         A::StackList => {
             for s in heat::list(session).await? {
-                say(format!("{:<24} {:<36} {}", s.stack_name, s.id, s.stack_status));
+                say(format!(
+                    "{:<24} {:<36} {}",
+                    s.stack_name, s.id, s.stack_status
+                ));
             }
             Ok(Done::default())
         }
@@ -339,7 +474,9 @@ pub async fn run(
                 s.stack_name,
                 s.id,
                 s.stack_status,
-                s.stack_status_reason.map(|r| format!(" — {r}")).unwrap_or_default()
+                s.stack_status_reason
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
             ));
             Ok(Done::default())
         }
@@ -352,35 +489,104 @@ pub async fn run(
             }
             Ok(Done::default())
         }
-        other => Err(ActionError::Failed(format!(
-            "{} is not carried out by this portal yet: do it with the openstack CLI and skip the step with a reason that says what you did",
-            other.name()
-        ))),
     }
 }
 
-/// `1.2 GB of 10.0 GB (120.5 MB/s, 1 min 13 s left)`.
-pub fn progress_line(bytes: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let mb = |b: u64| b as f64 / 1e6;
-    let rate = mb(bytes) / elapsed.as_secs_f64().max(0.001);
-    match total {
-        Some(t) if t > 0 => {
-            let left = if rate > 0.0 {
-                ((mb(t.saturating_sub(bytes))) / rate) as u64
-            } else {
-                0
-            };
-            format!(
-                "{:.1} MB of {:.1} MB ({:.0} %), {:.1} MB/s, {} min {} s left",
-                mb(bytes),
-                mb(t),
-                bytes as f64 * 100.0 / t as f64,
-                rate,
-                left / 60,
-                left % 60
-            )
+/// Lets a line through at most every `every`; the first one always.
+struct LineEvery {
+    every: Duration,
+    last: Option<Duration>,
+}
+
+impl LineEvery {
+    fn new(every: Duration) -> Self {
+        Self { every, last: None }
+    }
+
+    fn due(&mut self, now: Duration) -> bool {
+        if self
+            .last
+            .is_some_and(|l| now.saturating_sub(l) < self.every)
+        {
+            return false;
         }
-        _ => format!("{:.1} MB, {:.1} MB/s", mb(bytes), rate),
+        self.last = Some(now);
+        true
+    }
+}
+
+/// The phases of a snapshot, in Nova's task states, then the image's status.
+const SNAPSHOT_PHASES: [&str; 4] = [
+    "image_snapshot",
+    "image_pending_upload",
+    "image_uploading",
+    "image active",
+];
+
+/// Waits for snapshot `image_id` of server `server_id` to become active,
+/// reporting Nova's phases as progress.
+async fn wait_snapshot(
+    session: &Session,
+    server_id: &str,
+    image_id: &str,
+    name: &str,
+    limit: Duration,
+    report: &Report<'_>,
+) -> Result<(), ActionError> {
+    let started = Instant::now();
+    let total = SNAPSHOT_PHASES.len() as u64;
+    let mut meter = ProgressMeter::new(
+        format!("snapshot {name}"),
+        ProgressUnit::Phases,
+        Some(total),
+    );
+    let mut reached = 0usize;
+    let mut last = String::new();
+    loop {
+        let server = nova::show(session, server_id).await?;
+        let image = glance::show(session, image_id).await?;
+        if let Some(i) = server
+            .task_state
+            .as_deref()
+            .and_then(|t| SNAPSHOT_PHASES.iter().position(|p| *p == t))
+        {
+            reached = reached.max(i + 1);
+        }
+        let now = format!(
+            "{}: {}; image {name}: {}",
+            server.name,
+            server.describe(),
+            image.status
+        );
+        if now != last {
+            (report.say)(now.clone());
+            last = now;
+        }
+        if image.status == "active" {
+            (report.progress)(meter.finish(total, started.elapsed()));
+            return Ok(());
+        }
+        if matches!(
+            image.status.as_str(),
+            "killed" | "deleted" | "pending_delete"
+        ) {
+            return Err(ActionError::Failed(format!(
+                "snapshot image {image_id} ended {}: delete it, check the hypervisor's free space, and take the snapshot again",
+                image.status
+            )));
+        }
+        if reached > 0 {
+            let phase = SNAPSHOT_PHASES[reached - 1];
+            (report.progress)(meter.phase(phase, reached as u64, started.elapsed()));
+        }
+        pause(
+            started,
+            limit,
+            &format!("snapshot {name} to become active"),
+            &last,
+            report.cancelled,
+        )
+        .await?;
     }
 }
 
@@ -488,15 +694,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_says_how_much_how_fast_and_how_long() {
-        assert_eq!(
-            progress_line(250_000_000, Some(1_000_000_000), Duration::from_secs(5)),
-            "250.0 MB of 1000.0 MB (25 %), 50.0 MB/s, 0 min 15 s left"
-        );
-        assert_eq!(
-            progress_line(10_000_000, None, Duration::from_secs(2)),
-            "10.0 MB, 5.0 MB/s"
-        );
+    fn progress_lines_are_thinned() {
+        let mut l = LineEvery::new(Duration::from_secs(5));
+        assert!(l.due(Duration::from_secs(0)));
+        assert!(!l.due(Duration::from_secs(4)));
+        assert!(l.due(Duration::from_secs(5)));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 //! `Range` when the connection drops, and is renamed into place only when size
 //! and both hashes match the image's.
 
+use super::digest::{FileAppender, ParallelDigests};
 use super::session::{OpenStackError, Session};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use md5::Md5;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use sha2::{Digest, Sha256, Sha512};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 const IMAGE: &[&str] = &["image"];
 
@@ -128,24 +128,6 @@ pub struct Downloaded {
     pub resumed: u32,
 }
 
-/// Hashes of the data so far.
-#[derive(Clone, Default)]
-struct Hashes {
-    md5: Md5,
-    sha512: Sha512,
-    sha256: Sha256,
-    bytes: u64,
-}
-
-impl Hashes {
-    fn update(&mut self, data: &[u8]) {
-        self.md5.update(data);
-        self.sha512.update(data);
-        self.sha256.update(data);
-        self.bytes += data.len() as u64;
-    }
-}
-
 /// Whether the downloaded data is the image's: size, MD5 and (when Glance gives
 /// one) the SHA-512 `os_hash_value`. Says what differs.
 pub fn verify(image: &Image, bytes: u64, md5_hex: &str, sha512_hex: &str) -> Result<(), String> {
@@ -209,10 +191,10 @@ pub async fn download(
             .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     }
     // What an earlier attempt left is hashed again, then continued.
-    let mut hashes = Hashes::default();
+    let mut hashes = ParallelDigests::start();
     if let Ok(mut f) = tokio::fs::File::open(&part).await {
-        let mut buf = vec![0u8; 1 << 20];
         loop {
+            let mut buf = vec![0u8; 1 << 20];
             let n = f
                 .read(&mut buf)
                 .await
@@ -220,19 +202,18 @@ pub async fn download(
             if n == 0 {
                 break;
             }
-            hashes.update(&buf[..n]);
+            buf.truncate(n);
+            hashes.update(Bytes::from(buf)).await;
         }
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&part)
-        .await
-        .map_err(|e| failed(format!("{}: {e}", part.display())))?;
+    let open = |part: &Path| {
+        FileAppender::open(part).map_err(|e| failed(format!("{}: {e}", part.display())))
+    };
+    let mut file = open(&part)?;
     let mut resumed = 0;
     let path = format!("v2/images/{}/file", image.id);
     loop {
-        let from = hashes.bytes;
+        let from = hashes.bytes();
         let complete = image.size.is_some_and(|s| s == from);
         if !complete {
             let response = session
@@ -246,21 +227,24 @@ pub async fn download(
                 .await?;
             if response.status() == StatusCode::OK && from > 0 {
                 // The server sends everything again: start over.
-                file.set_len(0)
+                let _ = file.finish().await;
+                tokio::fs::File::create(&part)
                     .await
                     .map_err(|e| failed(format!("{}: {e}", part.display())))?;
-                hashes = Hashes::default();
+                file = open(&part)?;
+                let _ = hashes.finish().await;
+                hashes = ParallelDigests::start();
             }
             let mut stream = response.bytes_stream();
             let mut dropped = None;
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(data) => {
-                        file.write_all(&data)
-                            .await
-                            .map_err(|e| failed(format!("{}: {e}", part.display())))?;
-                        hashes.update(&data);
-                        progress(hashes.bytes, image.size);
+                        if !file.write(data.clone()).await {
+                            break;
+                        }
+                        hashes.update(data).await;
+                        progress(hashes.bytes(), image.size);
                     }
                     Err(e) => {
                         dropped = Some(e.to_string());
@@ -268,36 +252,35 @@ pub async fn download(
                     }
                 }
             }
-            file.flush()
-                .await
-                .map_err(|e| failed(format!("{}: {e}", part.display())))?;
-            let short = image.size.is_some_and(|s| hashes.bytes < s);
+            let short = image.size.is_some_and(|s| hashes.bytes() < s);
             if dropped.is_some() || short {
+                // Written so far is kept: the part file is what a resume trusts.
+                file.finish()
+                    .await
+                    .map_err(|e| failed(format!("{}: {e}", part.display())))?;
                 resumed += 1;
                 if resumed > RESUMES {
                     return Err(failed(format!(
                         "the download of image {} broke off {resumed} times (last: {}); {} of {} bytes are kept in {} and the next attempt resumes there",
                         image.id,
                         dropped.unwrap_or_else(|| "the answer ended early".into()),
-                        hashes.bytes,
+                        hashes.bytes(),
                         image.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
                         part.display()
                     )));
                 }
+                file = open(&part)?;
                 continue;
             }
         }
         break;
     }
-    file.sync_all()
+    file.finish()
         .await
         .map_err(|e| failed(format!("{}: {e}", part.display())))?;
-    drop(file);
-    let bytes = hashes.bytes;
-    let md5 = hex::encode(hashes.md5.finalize());
-    let sha512 = hex::encode(hashes.sha512.finalize());
-    let sha256 = hex::encode(hashes.sha256.finalize());
-    if let Err(why) = verify(image, bytes, &md5, &sha512) {
+    let d = hashes.finish().await.map_err(failed)?;
+    let (bytes, sha256) = (d.bytes, d.sha256.clone());
+    if let Err(why) = verify(image, bytes, &d.md5, &d.sha512) {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(failed(format!(
             "the download of image {} is not the image ({why}); it was removed",
@@ -350,16 +333,18 @@ pub async fn delete(session: &Session, id: &str) -> Result<(), OpenStackError> {
 }
 
 /// Creates image `name` and uploads the file at `path` into it, streamed;
-/// `progress` hears `(bytes sent, total)`. Returns the new image (queued or
-/// saving: wait for it to become active) and the file's MD5 and SHA-256.
+/// `sent` counts the bytes sent (from zero again if the upload is resent).
+/// Returns the new image (queued or saving: wait for it to become active), the
+/// file's MD5 and SHA-256, and its size.
 pub async fn upload(
     session: &Session,
     name: &str,
     disk_format: &str,
     container_format: &str,
     path: &Path,
-    progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<(Image, String, String, u64), OpenStackError> {
+    use std::sync::atomic::Ordering;
     let failed = |message: String| OpenStackError::Api {
         service: "image".into(),
         status: 0,
@@ -369,9 +354,9 @@ pub async fn upload(
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let mut hashes = Hashes::default();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut hashes = ParallelDigests::start();
     loop {
+        let mut buf = vec![0u8; 1 << 20];
         let n = file
             .read(&mut buf)
             .await
@@ -379,9 +364,11 @@ pub async fn upload(
         if n == 0 {
             break;
         }
-        hashes.update(&buf[..n]);
+        buf.truncate(n);
+        hashes.update(Bytes::from(buf)).await;
     }
-    let total = hashes.bytes;
+    let hashed = hashes.finish().await.map_err(failed)?;
+    let total = hashed.bytes;
     let body = serde_json::json!({
         "name": name, "disk_format": disk_format, "container_format": container_format, "visibility": "private"
     });
@@ -389,21 +376,19 @@ pub async fn upload(
         .send(IMAGE, Method::POST, "v2/images", |r| r.json(&body))
         .await?;
     let image: Image = decode(&text(r).await?)?;
-    let progress = std::sync::Arc::new(progress);
     let path_owned = path.to_path_buf();
     let make_body = move || {
         // Each attempt reads the file anew (a 401 renews the token and resends).
         let Ok(file) = std::fs::File::open(&path_owned) else {
             return reqwest::Body::from(Vec::new());
         };
-        let progress = progress.clone();
-        let mut sent = 0u64;
+        let sent = sent.clone();
+        sent.store(0, Ordering::Relaxed);
         let stream =
             tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
                 .map(move |chunk| {
                     if let Ok(c) = &chunk {
-                        sent += c.len() as u64;
-                        progress(sent, total);
+                        sent.fetch_add(c.len() as u64, Ordering::Relaxed);
                     }
                     chunk
                 });
@@ -421,17 +406,14 @@ pub async fn upload(
             },
         )
         .await?;
-    Ok((
-        image,
-        hex::encode(hashes.md5.finalize()),
-        hex::encode(hashes.sha256.finalize()),
-        total,
-    ))
+    Ok((image, hashed.md5, hashed.sha256, total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::Md5;
+    use sha2::{Digest, Sha512};
 
     fn image(data: &[u8]) -> Image {
         Image {

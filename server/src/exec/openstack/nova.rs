@@ -302,6 +302,63 @@ pub async fn capacity(session: &Session) -> Result<Vec<(String, i64)>, OpenStack
     Ok(out)
 }
 
+/// Creates a server from Nova's request `body` (see [`super::boot`]); answers its id.
+pub async fn create(session: &Session, body: &Value) -> Result<String, OpenStackError> {
+    let text = session
+        .send(COMPUTE, Method::POST, "servers", |r| {
+            r.header("OpenStack-API-Version", MICROVERSION).json(body)
+        })
+        .await?
+        .text()
+        .await
+        .map_err(|e| OpenStackError::Decode {
+            service: "compute".into(),
+            message: e.to_string(),
+        })?;
+    let v: Value = decode(&text)?;
+    v.pointer("/server/id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| OpenStackError::Decode {
+            service: "compute".into(),
+            message: "the answer to a server create has no server id".into(),
+        })
+}
+
+/// The id of flavor `flavor`, given by id or by name.
+pub async fn flavor_id(session: &Session, flavor: &str) -> Result<String, OpenStackError> {
+    #[derive(Deserialize)]
+    struct Flavor {
+        id: String,
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Flavors {
+        flavors: Vec<Flavor>,
+    }
+    let text = session
+        .send(COMPUTE, Method::GET, "flavors/detail", |r| {
+            r.header("OpenStack-API-Version", MICROVERSION)
+        })
+        .await?
+        .text()
+        .await
+        .map_err(|e| OpenStackError::Decode {
+            service: "compute".into(),
+            message: e.to_string(),
+        })?;
+    let all: Flavors = decode(&text)?;
+    all.flavors
+        .into_iter()
+        .find(|f| f.id == flavor || f.name == flavor)
+        .map(|f| f.id)
+        .ok_or_else(|| OpenStackError::Api {
+            service: "compute".into(),
+            status: 404,
+            message: format!("there is no flavor with the name or id {flavor:?}"),
+        })
+}
+
 /// Deletes server `id`.
 pub async fn delete(session: &Session, id: &str) -> Result<(), OpenStackError> {
     session
