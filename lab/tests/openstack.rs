@@ -1267,7 +1267,7 @@ async fn python_openstackclient_drives_the_lab() {
             "--flavor",
             "cps-qns",
             "--nic",
-            "none",
+            "net-id=internal,v4-fixed-ip=172.16.2.34",
             "--wait",
             "qns04",
         ])

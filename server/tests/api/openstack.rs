@@ -380,3 +380,87 @@ async fn procedure_2_creates_the_cluster_manager_anew_when_it_is_gone(pool: PgPo
     );
     p.lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_server_in_error_and_a_killed_snapshot_say_why_and_what_next() {
+    let (lab, dir) = lab().await;
+    let s = session(&lab);
+    lab.faults().set_openstack(
+        OpenStackFault::ServerError {
+            host: "qns02".into(),
+        },
+        true,
+    );
+    let (lines, r) = act(&s, dir.path(), A::ServerReboot, &[("server", "qns02")]).await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("qns02 went to ERROR"), "{e}");
+    assert!(e.contains("libvirtError"), "Nova's fault message: {e}");
+    assert!(e.contains("rebuild or recreate it"), "what to do: {e}");
+    assert!(lines.iter().any(|l| l.contains("ERROR")), "{lines:?}");
+    lab.faults().set_openstack(
+        OpenStackFault::ServerError {
+            host: "qns02".into(),
+        },
+        false,
+    );
+
+    lab.faults()
+        .set_openstack(OpenStackFault::SnapshotKilled, true);
+    let (_, readings, r) = act_watched(
+        &s,
+        dir.path(),
+        A::ServerSnapshot,
+        &[("server", "qns03"), ("name", "qns03_snap")],
+    )
+    .await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("ended killed"), "{e}");
+    assert!(e.contains("take the snapshot again"), "{e}");
+    assert!(readings.iter().all(|p| !p.finished), "{readings:?}");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn image_lists_follow_pages_and_a_corrupted_download_is_refused() {
+    let (lab, dir) = lab().await;
+    let s = session(&lab);
+    // More images than one page of 100: the list follows Glance's `next`.
+    for i in 0..105 {
+        lab.add_generated_image(&format!("page-{i:03}"), 1024).await;
+    }
+    let (lines, r) = act(&s, dir.path(), A::ImageList, &[("name", "page-")]).await;
+    r.unwrap();
+    assert_eq!(lines.last().unwrap(), "105 image(s)", "{lines:?}");
+
+    // An image whose stored bytes no longer match its checksum.
+    act(
+        &s,
+        dir.path(),
+        A::ServerSnapshot,
+        &[("server", "qns04"), ("name", "qns04_snap")],
+    )
+    .await
+    .1
+    .unwrap();
+    let image = server::exec::openstack::glance::find(&s, "qns04_snap")
+        .await
+        .unwrap();
+    let file = dir.path().join("lab/openstack/images").join(&image.id);
+    let mut data = std::fs::read(&file).unwrap();
+    data[1000] ^= 0xff;
+    std::fs::write(&file, &data).unwrap();
+    let store = dir.path().join("store");
+    let (_, r) = act(
+        &s,
+        &store,
+        A::ImageDownload,
+        &[("image", "qns04_snap"), ("store", "lab/qns04.qcow2")],
+    )
+    .await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("is not the image"), "{e}");
+    assert!(e.contains("MD5"), "{e}");
+    assert!(!store.join("lab/qns04.qcow2").exists());
+    assert!(!store.join("lab/qns04.qcow2.portal-part").exists());
+    lab.shutdown().await;
+}
