@@ -354,9 +354,10 @@ test.describe.serial('Wizard on the lab', () => {
     });
     await driveRun(page, supervisor, backup, async (id) => {
       if (id === 'snapshot-cluman' || id === 'download-snapshot') {
-        // The bar is shown while the step runs, and ends full.
+        // The bar is shown while the snapshot runs (it takes a few of Nova's
+        // phases; the lab's download is over too fast to catch), and ends full.
         const bar = step(page, id).getByTestId('progress');
-        await expect(bar).toBeVisible({ timeout: 30_000 });
+        if (id === 'snapshot-cluman') await expect(bar).toBeVisible({ timeout: 30_000 });
         await expect(step(page, id)).toHaveAttribute('data-state', 'succeeded', { timeout: 120_000 });
         await step(page, id).locator('summary.step-head').click();
         await expect(bar).toHaveAttribute('data-state', 'finished');

@@ -89,8 +89,12 @@ pub async fn image_transfer(size_mb: u64) -> Result<ExitCode, CommandError> {
 
     // curl again, its output hashed as the portal hashes it (coreutils, in
     // parallel through tee): what a hand-made verified download costs.
+    // Named pipes, so that the timing ends when every hasher has finished.
     let script = format!(
-        "set -o pipefail; curl -sS --fail -H 'X-Auth-Token: {token}' '{url}' | tee >(md5sum >'{d}/md5') >(sha512sum >'{d}/sha512') >'{d}/curl2.raw' | sha256sum >'{d}/sha256'; wait",
+        "set -euo pipefail; cd '{d}'; mkfifo f-md5 f-sha512; \
+         md5sum <f-md5 >md5 & a=$!; sha512sum <f-sha512 >sha512 & b=$!; \
+         curl -sS --fail -H 'X-Auth-Token: {token}' '{url}' | tee f-md5 f-sha512 curl2.raw | sha256sum >sha256; \
+         wait $a $b",
         d = dir.path().display()
     );
     let started = Instant::now();
