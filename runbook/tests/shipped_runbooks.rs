@@ -145,7 +145,9 @@ fn every_step_renders_once_its_values_are_known() {
                 (ParamKind::Path, None) => "/var/tmp/backup/sample.tgz".to_string(),
                 (ParamKind::String, None) => match p.pattern.as_ref().map(|p| p.source()) {
                     Some(pat) if pat.contains("\\.") && pat.contains("{3}") => "10.0.0.5".into(),
-                    Some(pat) if pat.contains("{12}") => "2edbac5e-55de-4d4c-a427-ab24ebe66181".into(),
+                    Some(pat) if pat.contains("{12}") => {
+                        "2edbac5e-55de-4d4c-a427-ab24ebe66181".into()
+                    }
                     _ => "sample".into(),
                 },
             };

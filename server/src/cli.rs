@@ -181,8 +181,49 @@ pub struct PasswordInput {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the whole audit chain. Exit 0 with a summary when intact; exit 1 naming
-    /// the first event that does not fit when not.
-    Verify,
+    /// the first event that does not fit when not. With --file, check a JSONL
+    /// export offline instead (no database needed).
+    Verify {
+        /// A JSONL export (from the Audit page or `audit export`) to check.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write audit events, in id order, as CSV or as JSONL with their hashes;
+    /// filters as on the Audit page.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Events at or after this time (2026-11-27, 2026-11-27 10:30, RFC 3339; UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Events before this time (a bare date includes that day).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action (step.run) or a prefix (approval.).
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        host: Option<String>,
+        /// Text anywhere in the subject or details.
+        #[arg(long)]
+        text: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The formats of `audit export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub enum AuditAction {
     RunParameterChanged,
     /// An admin switched a site's break-glass mode on or off.
     BreakGlassChanged,
+    /// Audit events were exported (format and filters in the details).
+    AuditExported,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
     /// Something happened to a request for approval.
@@ -97,7 +99,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 29] = [
+    pub const ALL: [AuditAction; 30] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -119,6 +121,7 @@ impl AuditAction {
         AuditAction::SiteDefined,
         AuditAction::RunParameterChanged,
         AuditAction::BreakGlassChanged,
+        AuditAction::AuditExported,
         AuditAction::Approval(ApprovalEvent::Requested),
         AuditAction::Approval(ApprovalEvent::Approved),
         AuditAction::Approval(ApprovalEvent::Rejected),
@@ -153,6 +156,7 @@ impl AuditAction {
             AuditAction::SiteDefined => "site.defined",
             AuditAction::RunParameterChanged => "run.parameter_changed",
             AuditAction::BreakGlassChanged => "site.break_glass_changed",
+            AuditAction::AuditExported => "audit.exported",
             AuditAction::Approval(event) => match event {
                 ApprovalEvent::Requested => "approval.requested",
                 ApprovalEvent::Approved => "approval.approved",

@@ -3,6 +3,7 @@
 pub mod ansi;
 pub mod approval;
 pub mod audit;
+pub mod audit_query;
 pub mod password;
 pub mod progress;
 pub mod role;

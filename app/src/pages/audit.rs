@@ -1,31 +1,54 @@
-//! Audit (auditor, supervisor, admin): the trail, newest first, filtered by actor
-//! and action, paginated by id.
+//! Audit (auditor, supervisor, admin): the trail, newest first, filtered by time,
+//! actor, action, run, site, host and text, paginated by id, with each event's
+//! details and chain hashes, links to its run, and exports of what the filters
+//! select (CSV, JSONL with the hashes).
 
 use crate::api::audit::list_audit_events;
 use crate::components::guard::Guarded;
 use crate::components::notice::ErrorBox;
 use crate::error::AppError;
 use crate::model::audit::{AuditAction, AuditEventView, AuditPage as AuditEvents};
+use crate::model::audit_query::{percent_encode, FILTERS};
 use crate::model::user::Me;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 use leptos_router::params::ParamsMap;
+use std::collections::BTreeMap;
+
+/// The run an event belongs to, from its subject (`run:12/step:x`).
+fn run_of(subject: &str) -> Option<i64> {
+    subject
+        .strip_prefix("run:")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
 
 fn event_row(e: AuditEventView) -> impl IntoView {
+    let run = run_of(&e.subject);
     view! {
-        <tr>
+        <tr data-event=e.id>
             <td data-label="#">{e.id}</td>
             <td data-label="Time">{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</td>
             <td data-label="Actor">{e.actor}</td>
             <td data-label="Action"><code>{e.action}</code></td>
-            <td data-label="Subject">{e.subject}</td>
+            <td data-label="Subject">
+                {match run {
+                    Some(id) => view! {
+                        <a href=format!("/runs/{id}")>{e.subject.clone()}</a>
+                        " " <a class="muted" href=format!("/audit?run={id}") title="Every event of this run">"(trail)"</a>
+                    }.into_any(),
+                    None => view! { {e.subject.clone()} }.into_any(),
+                }}
+            </td>
             <td data-label="Details">
                 <details>
                     <summary>"details"</summary>
                     <pre>{e.details}</pre>
-                    <p class="hash">"hash " <code>{e.hash}</code></p>
+                    <p class="hash">"hash " <code data-testid="event-hash">{e.hash}</code></p>
                     <p class="hash">"previous " <code>{e.prev_hash}</code></p>
                 </details>
             </td>
@@ -33,61 +56,108 @@ fn event_row(e: AuditEventView) -> impl IntoView {
     }
 }
 
-fn query_param(query: Memo<ParamsMap>, key: &str) -> Option<String> {
-    query.read().get(key).filter(|v| !v.is_empty())
+fn filters_of(query: &ParamsMap) -> BTreeMap<String, String> {
+    FILTERS
+        .iter()
+        .filter_map(|k| {
+            query
+                .get(k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (k.to_string(), v))
+        })
+        .collect()
+}
+
+fn query_string(filters: &BTreeMap<String, String>) -> String {
+    filters
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn text_filter(
+    query: Memo<ParamsMap>,
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    placeholder: &'static str,
+) -> impl IntoView {
+    view! {
+        <div>
+            <label for=name>{label}</label>
+            <input id=name name=name type=kind placeholder=placeholder
+                prop:value=move || query.read().get(name).unwrap_or_default()/>
+        </div>
+    }
 }
 
 fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppError>>) -> AnyView {
-    let param = move |k: &str| query_param(query, k);
-    let older_link = move |before: i64| {
-        let mut href = format!("/audit?before={before}");
-        if let Some(a) = param("actor") {
-            href.push_str(&format!("&actor={}", urlencode(&a)));
+    let action = move || query.read().get("action").unwrap_or_default();
+    let filters = move || filters_of(&query.read());
+    let link = move |path: &str, extra: Option<(&str, String)>| {
+        let mut q = query_string(&filters());
+        if let Some((k, v)) = extra {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(&format!("{k}={v}"));
         }
-        if let Some(a) = param("action") {
-            href.push_str(&format!("&action={}", urlencode(&a)));
+        if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
         }
-        href
     };
     view! {
         <Title text="Audit · Recovery Portal"/>
         <section class="card">
             <h1>"Audit trail"</h1>
-            <Form method="GET" action="/audit" attr:class="filters">
-                <div>
-                    <label for="actor">"Actor"</label>
-                    <input id="actor" name="actor" type="text" prop:value=move || param("actor").unwrap_or_default() placeholder="e.g. admin"/>
-                </div>
+            <Form method="GET" action="/audit" attr:class="filters audit-filters">
+                {text_filter(query, "from", "From", "text", "2026-11-27 or 2026-11-27 10:30")}
+                {text_filter(query, "until", "Until", "text", "2026-11-28")}
+                {text_filter(query, "actor", "Actor", "text", "e.g. olga")}
                 <div>
                     <label for="action">"Action"</label>
                     <select id="action" name="action">
-                        <option value="" selected=move || param("action").is_none()>"any action"</option>
-                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site."].into_iter().map(|prefix| view! {
-                            <option value=prefix selected=move || param("action").as_deref() == Some(prefix)>{format!("{prefix}*")}</option>
+                        <option value="" selected=move || action().is_empty()>"any action"</option>
+                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site.", "audit."].into_iter().map(|prefix| view! {
+                            <option value=prefix selected=move || action() == prefix>{format!("{prefix}*")}</option>
                         }).collect_view()}
                         {AuditAction::ALL.into_iter().map(|a| view! {
-                            <option value=a.as_str() selected=move || param("action").as_deref() == Some(a.as_str())>{a.as_str()}</option>
+                            <option value=a.as_str() selected=move || action() == a.as_str()>{a.as_str()}</option>
                         }).collect_view()}
                     </select>
                 </div>
+                {text_filter(query, "run", "Run", "text", "e.g. 12")}
+                {text_filter(query, "site", "Site", "text", "e.g. fra1")}
+                {text_filter(query, "host", "Host", "text", "e.g. pcrfclient01")}
+                {text_filter(query, "text", "Text in details", "search", "e.g. crontab")}
                 <div class="filter-buttons">
                     <button type="submit">"Filter"</button>
                     <a href="/audit" class="button secondary">"Clear"</a>
                 </div>
             </Form>
+            <p class="exports">
+                "Export what the filters select: "
+                <a href=move || link("/api/audit/export.csv", None) download data-testid="export-csv">"CSV"</a>
+                " · "
+                <a href=move || link("/api/audit/export.jsonl", None) download data-testid="export-jsonl">"JSONL with hashes"</a>
+                <span class="muted">" (check a JSONL offline with "<code>"recovery-portal audit verify --file"</code>")"</span>
+            </p>
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
                     match events.await {
                         Err(error) => view! { <ErrorBox error/> }.into_any(),
-                        Ok(page) if page.events.is_empty() => view! { <p>"No events match."</p> }.into_any(),
+                        Ok(page) if page.events.is_empty() => view! { <p data-testid="no-events">"No events match."</p> }.into_any(),
                         Ok(page) => view! {
                             <table class="data audit-table">
                                 <thead><tr><th>"#"</th><th>"Time"</th><th>"Actor"</th><th>"Action"</th><th>"Subject"</th><th>"Details"</th></tr></thead>
                                 <tbody>{page.events.into_iter().map(event_row).collect_view()}</tbody>
                             </table>
                             <nav class="pager" aria-label="Pages">
-                                <a href="/audit">"Newest"</a>
-                                {page.next_before.map(|b| view! { <a href=older_link(b) rel="next">"Older events →"</a> })}
+                                <a href=move || link("/audit", None)>"Newest"</a>
+                                {page.next_before.map(|b| view! { <a href=move || link("/audit", Some(("before", b.to_string()))) rel="next">"Older events →"</a> })}
                             </nav>
                         }.into_any(),
                     }
@@ -96,17 +166,6 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
         </section>
     }
     .into_any()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `/audit`
@@ -118,13 +177,25 @@ pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
     let events = Resource::new(
         move || {
+            let q = query.read();
             (
-                query_param(query, "actor"),
-                query_param(query, "action"),
-                query_param(query, "before").and_then(|b| b.parse::<i64>().ok()),
+                filters_of(&q),
+                q.get("before").and_then(|b| b.parse::<i64>().ok()),
             )
         },
-        |(actor, action, before)| list_audit_events(actor, action, before),
+        |(filters, before)| list_audit_events(Some(filters), before),
     );
     view! { <Guarded view=move |_me: Me| audit_page(query, events)/> }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_of;
+
+    #[test]
+    fn events_name_their_run() {
+        assert_eq!(run_of("run:12/step:x/approval:3"), Some(12));
+        assert_eq!(run_of("run:7"), Some(7));
+        assert_eq!(run_of("user:olga"), None);
+    }
 }

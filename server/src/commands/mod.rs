@@ -71,6 +71,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             let pool = ready_pool(&settings).await?;
             user::run(&pool, command).await
         }
+        Command::Audit(crate::cli::AuditCommand::Verify { file: Some(file) }) => {
+            audit::verify_file(&file)
+        }
         Command::Audit(command) => {
             let pool = ready_pool(&settings).await?;
             audit::run(&pool, command).await

@@ -32,7 +32,7 @@ fn event(e: &LiveEvent) -> Event {
 }
 
 /// The caller, if signed in with capability `C`; else the answer to give.
-async fn caller<C: Capability>(
+pub(crate) async fn caller<C: Capability>(
     state: &AppState,
     session: &tower_sessions::Session,
 ) -> Result<(), Response> {

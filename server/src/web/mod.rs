@@ -4,7 +4,9 @@
 //! - [`page_guard`]: sends pages to sign-in, Account or 403 before rendering.
 //! - [`health`]: `GET /healthz`.
 //! - [`live`]: a run's live events (server-sent events).
+//! - [`audit_export`]: the audit trail as CSV or JSONL, streamed.
 
+pub mod audit_export;
 pub mod csrf;
 pub mod health;
 pub mod live;

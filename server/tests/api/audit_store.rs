@@ -128,65 +128,72 @@ async fn verification_names_a_deleted_event(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn pages_filter_and_paginate_newest_first(pool: PgPool) {
+    use app::model::audit_query::AuditQuery;
+    use audit::query::page;
     for n in 1..=120 {
         let actor = if n % 2 == 0 {
             Actor::User("even".into())
         } else {
             Actor::System
         };
+        let (subject, details) = if n % 10 == 0 {
+            (
+                format!("run:{}/step:x", n / 10),
+                json!({ "n": n, "host": "pcrfclient01", "command": "crontab -l" }),
+            )
+        } else {
+            ("x".to_string(), json!({ "n": n }))
+        };
         audit::append_alone(
             &pool,
-            NewEvent::new(&actor, AuditAction::SignIn, "x", json!({ "n": n })),
+            NewEvent::new(&actor, AuditAction::SignIn, subject, details),
         )
         .await
         .unwrap();
     }
-    let first = audit::page(&pool, &audit::AuditFilter::default())
-        .await
-        .unwrap();
+    let q = |pairs: &[(&str, &str)]| {
+        AuditQuery::parse(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    };
+    let all = q(&[]);
+    let first = page(&pool, &all, None).await.unwrap();
     assert_eq!(first.events.len(), 50);
     assert_eq!(first.events[0].id, 120);
-    let second = audit::page(
-        &pool,
-        &audit::AuditFilter {
-            before: first.next_before,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let second = page(&pool, &all, first.next_before).await.unwrap();
     assert_eq!(second.events[0].id, 70);
-    let evens = audit::page(
-        &pool,
-        &audit::AuditFilter {
-            actor: Some("even".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let evens = page(&pool, &q(&[("actor", "even")]), None).await.unwrap();
     assert!(evens
         .events
         .iter()
         .all(|e| e.actor == "even" && e.id % 2 == 0));
-    let by_prefix = audit::page(
-        &pool,
-        &audit::AuditFilter {
-            action: Some("auth.".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let by_prefix = page(&pool, &q(&[("action", "auth.")]), None).await.unwrap();
     assert_eq!(by_prefix.events.len(), 50);
-    let none = audit::page(
-        &pool,
-        &audit::AuditFilter {
-            action: Some("user.".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let none = page(&pool, &q(&[("action", "user.")]), None).await.unwrap();
     assert!(none.events.is_empty() && none.next_before.is_none());
+    // Run 1 is event 10 only: run:1 does not match run:10's events.
+    let run = page(&pool, &q(&[("run", "1")]), None).await.unwrap();
+    assert_eq!(run.events.iter().map(|e| e.id).collect::<Vec<_>>(), [10]);
+    let host = page(&pool, &q(&[("host", "pcrfclient01")]), None)
+        .await
+        .unwrap();
+    assert_eq!(host.events.len(), 12);
+    let text = page(&pool, &q(&[("text", "CRONTAB"), ("actor", "even")]), None)
+        .await
+        .unwrap();
+    assert_eq!(text.events.len(), 12);
+    // A LIKE wildcard typed as text matches only itself.
+    let literal = page(&pool, &q(&[("text", "%")]), None).await.unwrap();
+    assert!(literal.events.is_empty());
+    let future = page(&pool, &q(&[("from", "2999-01-01")]), None)
+        .await
+        .unwrap();
+    assert!(future.events.is_empty());
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let until_today = page(&pool, &q(&[("until", &today)]), None).await.unwrap();
+    assert_eq!(until_today.events.len(), 50);
 }

@@ -3,6 +3,7 @@
 //! One test binary, so linking happens once.
 
 mod approvals;
+mod audit_export;
 mod audit_store;
 mod auth;
 mod cli;

@@ -78,6 +78,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[],
     ),
     (
+        "/api/audit/event",
+        Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
+        &[("id", "1")],
+    ),
+    (
         "/api/runbooks/list",
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[],

@@ -1,11 +1,15 @@
 //! The audit trail: append-only, hash-chained events in `audit_events`.
 //!
 //! - [`chain`]: the canonical encoding, the hash and the verifier (pure).
-//! - [`store`]: appending inside the caller's transaction, verifying the live
-//!   chain, and reading pages of events.
+//! - [`store`]: appending inside the caller's transaction, and verifying the
+//!   live chain.
+//! - [`query`]: events by filters: pages for the viewer, a stream for exports.
+//! - [`export`]: CSV and JSONL lines, and the offline check of a JSONL export (pure).
 
 pub mod chain;
+pub mod export;
+pub mod query;
 pub mod store;
 
 pub use chain::{ChainBreak, GENESIS_HASH};
-pub use store::{append, append_alone, page, verify, Actor, AuditFilter, NewEvent, VerifyReport};
+pub use store::{append, append_alone, verify, Actor, NewEvent, VerifyReport};

@@ -1,7 +1,7 @@
-//! Appending to, verifying and reading the audit trail in PostgreSQL.
+//! Appending to and verifying the audit trail in PostgreSQL.
 
 use super::chain::{self, ChainBreak, ChainVerifier, ChainedEvent, GENESIS_HASH};
-use crate::model::audit::{AuditAction, AuditEventView, AuditPage, AUDIT_PAGE_SIZE};
+use crate::model::audit::AuditAction;
 use crate::ssr::ServiceError;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -173,57 +173,5 @@ pub async fn verify(
         checked: verifier.checked(),
         head: verifier.head().to_string(),
         broken: None,
-    })
-}
-
-/// Filters of the audit page.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AuditFilter {
-    /// Exact actor.
-    pub actor: Option<String>,
-    /// Action, or an action prefix such as `user.`.
-    pub action: Option<String>,
-    /// Only events older than this id (keyset pagination).
-    pub before: Option<i64>,
-}
-
-/// One page of events, newest first.
-pub async fn page(pool: &PgPool, filter: &AuditFilter) -> Result<AuditPage, ServiceError> {
-    let rows = sqlx::query(
-        "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events \
-         WHERE ($1::text IS NULL OR actor = $1) \
-           AND ($2::text IS NULL OR action = $2 OR (right($2, 1) = '.' AND starts_with(action, $2))) \
-           AND ($3::bigint IS NULL OR id < $3) \
-         ORDER BY id DESC LIMIT $4",
-    )
-    .bind(filter.actor.as_deref())
-    .bind(filter.action.as_deref())
-    .bind(filter.before)
-    .bind(AUDIT_PAGE_SIZE + 1)
-    .fetch_all(pool)
-    .await?;
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows.iter().take(AUDIT_PAGE_SIZE as usize) {
-        let (e, hash) = chained_from_row(row)?;
-        events.push(AuditEventView {
-            id: e.id,
-            at: e.at,
-            actor: e.actor,
-            action: e.action,
-            subject: e.subject,
-            details: serde_json::to_string_pretty(&e.details)
-                .unwrap_or_else(|_| e.details.to_string()),
-            prev_hash: e.prev_hash,
-            hash,
-        });
-    }
-    let next_before = if rows.len() as i64 > AUDIT_PAGE_SIZE {
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(AuditPage {
-        events,
-        next_before,
     })
 }

@@ -1,0 +1,184 @@
+//! `GET /api/audit/export.csv` and `GET /api/audit/export.jsonl`: the audit
+//! events that match the query string's filters, streamed from the database as
+//! they are read (the download starts at once and memory stays flat). Auditors,
+//! supervisors and admins only; each export is itself audited.
+
+use super::live::caller;
+use app::model::audit::AuditAction;
+use app::model::audit_query::AuditQuery;
+use app::ssr::audit::{self, export, query, Actor, NewEvent};
+use app::ssr::authz::ReadAudit;
+use app::ssr::{session, AppState};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+
+/// The two formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Jsonl => "application/x-ndjson; charset=utf-8",
+        }
+    }
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// The lines of an export of the events `events`, in order: for JSONL a header,
+/// the events and a trailer with their count and the last hash.
+pub fn lines(
+    format: Format,
+    filters: BTreeMap<String, String>,
+    events: futures_util::stream::BoxStream<
+        'static,
+        Result<(audit::chain::ChainedEvent, String), app::ssr::ServiceError>,
+    >,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send + 'static {
+    let head = match format {
+        Format::Csv => export::CSV_HEADER.to_string(),
+        Format::Jsonl => export::jsonl_header(&filters),
+    };
+    struct Tail {
+        events: futures_util::stream::BoxStream<
+            'static,
+            Result<(audit::chain::ChainedEvent, String), app::ssr::ServiceError>,
+        >,
+        count: u64,
+        last: Option<String>,
+        done: bool,
+    }
+    let body = futures_util::stream::unfold(
+        Tail {
+            events,
+            count: 0,
+            last: None,
+            done: false,
+        },
+        move |mut t| async move {
+            if t.done {
+                return None;
+            }
+            match t.events.next().await {
+                Some(Ok((e, hash))) => {
+                    let line = match format {
+                        Format::Csv => export::csv_line(&e, &hash),
+                        Format::Jsonl => export::jsonl_line(&e, &hash),
+                    };
+                    t.count += 1;
+                    t.last = Some(hash);
+                    Some((Ok(line), t))
+                }
+                // The download breaks off rather than ending like a whole
+                // export: a JSONL without its trailer is refused offline.
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "an audit export stopped");
+                    t.done = true;
+                    Some((Err(std::io::Error::other(e.to_string())), t))
+                }
+                None => {
+                    t.done = true;
+                    match format {
+                        Format::Csv => None,
+                        Format::Jsonl => {
+                            Some((Ok(export::jsonl_trailer(t.count, t.last.as_deref())), t))
+                        }
+                    }
+                }
+            }
+        },
+    );
+    futures_util::stream::once(async move { Ok(head) }).chain(body)
+}
+
+async fn respond(
+    format: Format,
+    state: AppState,
+    session: tower_sessions::Session,
+    params: BTreeMap<String, String>,
+) -> Response {
+    if let Err(answer) = caller::<ReadAudit>(&state, &session).await {
+        return answer;
+    }
+    let q = match AuditQuery::parse(&params) {
+        Ok(q) => q,
+        Err(errors) => {
+            let text = errors
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join("\n");
+            return (StatusCode::BAD_REQUEST, format!("{text}\n")).into_response();
+        }
+    };
+    let who = match session::resolve(&session, &state).await {
+        Ok(Some(user)) => user.username,
+        _ => return (StatusCode::UNAUTHORIZED, "Please sign in to continue.\n").into_response(),
+    };
+    let filters = q.to_params();
+    // Who took what out of the portal is part of the record.
+    if let Err(e) = audit::append_alone(
+        &state.pool,
+        NewEvent::new(
+            &Actor::User(who),
+            AuditAction::AuditExported,
+            "audit",
+            serde_json::json!({ "format": format.extension(), "filters": filters }),
+        ),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "an audit export could not be audited");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The export could not be recorded in the audit trail, so it was not started. Try again.\n",
+        )
+            .into_response();
+    }
+    let events = query::stream(state.pool.clone(), q);
+    let name = format!(
+        "audit-{}.{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        format.extension()
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(lines(format, filters, events)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `GET /api/audit/export.csv`
+pub async fn csv(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
+    respond(Format::Csv, state, session, params).await
+}
+
+/// `GET /api/audit/export.jsonl`
+pub async fn jsonl(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
+    respond(Format::Jsonl, state, session, params).await
+}
