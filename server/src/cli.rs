@@ -78,6 +78,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         size_mb: u64,
     },
+    /// On a scratch database: appends with the hash chain from 8 concurrent
+    /// writers, then a CSV export of a million events beside PostgreSQL's COPY;
+    /// prints rates, times and the peak RSS.
+    Audit {
+        /// How many events the 8 writers append.
+        #[arg(long, default_value_t = 20_000)]
+        appends: u64,
+        /// How many events the trail holds for the export.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
 }
 
 /// Where the lab keeps its state and writes what OpenSSH needs.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod bench_audit;
 mod lab;
 mod runbook;
 mod serve;
@@ -82,6 +83,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Site(command) => Ok(site::run(&settings, command)),
         Command::Bench(crate::cli::BenchCommand::ImageTransfer { size_mb }) => {
             bench::image_transfer(size_mb).await
+        }
+        Command::Bench(crate::cli::BenchCommand::Audit { appends, events }) => {
+            let database = settings.database()?;
+            bench_audit::audit(database.expose(), appends, events).await
         }
     }
 }

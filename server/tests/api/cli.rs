@@ -227,6 +227,40 @@ fn the_image_transfer_benchmark_prints_both_rates() {
     }
 }
 
+/// The audit benchmark runs on a scratch database it drops again, and prints
+/// its figures beside PostgreSQL's COPY; here on a small trail.
+#[test]
+fn the_audit_benchmark_prints_its_figures_and_cleans_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["bench", "audit", "--appends", "80", "--events", "3000"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "8 concurrent writers",
+        "export of 3000 events as CSV",
+        "PostgreSQL COPY",
+        "peak RSS",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+    let left = Command::new("psql")
+        .arg(std::env::var("DATABASE_URL").unwrap())
+        .args([
+            "-Atc",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'portal_bench_audit_%'",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("portal-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(
             verify(&lines).unwrap_err(),
             ExportBreak::Gap {
-                line: 3,
+                line: 4,
                 id: 4,
                 previous: 2
             }
