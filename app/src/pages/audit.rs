@@ -80,13 +80,12 @@ fn text_filter(
     query: Memo<ParamsMap>,
     name: &'static str,
     label: &'static str,
-    kind: &'static str,
     placeholder: &'static str,
 ) -> impl IntoView {
     view! {
         <div>
             <label for=name>{label}</label>
-            <input id=name name=name type=kind placeholder=placeholder
+            <input id=name name=name type="text" placeholder=placeholder
                 prop:value=move || query.read().get(name).unwrap_or_default()/>
         </div>
     }
@@ -114,9 +113,9 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
         <section class="card">
             <h1>"Audit trail"</h1>
             <Form method="GET" action="/audit" attr:class="filters audit-filters">
-                {text_filter(query, "from", "From", "text", "2026-11-27 or 2026-11-27 10:30")}
-                {text_filter(query, "until", "Until", "text", "2026-11-28")}
-                {text_filter(query, "actor", "Actor", "text", "e.g. olga")}
+                {text_filter(query, "from", "From", "2026-11-27 or 2026-11-27 10:30")}
+                {text_filter(query, "until", "Until", "2026-11-28")}
+                {text_filter(query, "actor", "Actor", "e.g. olga")}
                 <div>
                     <label for="action">"Action"</label>
                     <select id="action" name="action">
@@ -129,10 +128,10 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                         }).collect_view()}
                     </select>
                 </div>
-                {text_filter(query, "run", "Run", "text", "e.g. 12")}
-                {text_filter(query, "site", "Site", "text", "e.g. fra1")}
-                {text_filter(query, "host", "Host", "text", "e.g. pcrfclient01")}
-                {text_filter(query, "text", "Text in details", "search", "e.g. crontab")}
+                {text_filter(query, "run", "Run", "e.g. 12")}
+                {text_filter(query, "site", "Site", "e.g. fra1")}
+                {text_filter(query, "host", "Host", "e.g. pcrfclient01")}
+                {text_filter(query, "text", "Text in details", "e.g. crontab")}
                 <div class="filter-buttons">
                     <button type="submit">"Filter"</button>
                     <a href="/audit" class="button secondary">"Clear"</a>
