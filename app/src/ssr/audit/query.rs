@@ -4,13 +4,13 @@
 //! constant memory). Migration 0008 indexes what the filters use.
 
 use super::chain::ChainedEvent;
+use super::store::chained_from_row;
 use crate::model::audit::{AuditEventView, AuditPage, AUDIT_PAGE_SIZE};
 use crate::model::audit_query::AuditQuery;
 use crate::ssr::ServiceError;
-use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 /// The run number in an event's subject (`run:12`, `run:12/step:x`), as SQL.
 const RUN_OF_SUBJECT: &str = "substring(subject from '^run:([0-9]+)')";
@@ -75,21 +75,6 @@ fn push_filters<'a>(b: &mut QueryBuilder<'a, Postgres>, q: &'a AuditQuery, befor
 const COLUMNS: &str =
     "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events";
 
-fn chained(row: &sqlx::postgres::PgRow) -> Result<(ChainedEvent, String), sqlx::Error> {
-    Ok((
-        ChainedEvent {
-            id: row.try_get("id")?,
-            at: row.try_get::<DateTime<Utc>, _>("at")?,
-            actor: row.try_get("actor")?,
-            action: row.try_get("action")?,
-            subject: row.try_get("subject")?,
-            details: row.try_get("details")?,
-            prev_hash: row.try_get("prev_hash")?,
-        },
-        row.try_get("hash")?,
-    ))
-}
-
 /// The event as the viewer shows it.
 pub fn view_of(e: ChainedEvent, hash: String) -> AuditEventView {
     AuditEventView {
@@ -117,7 +102,7 @@ pub async fn page(
     let rows = b.build().fetch_all(pool).await?;
     let mut events = Vec::with_capacity(rows.len());
     for row in rows.iter().take(AUDIT_PAGE_SIZE as usize) {
-        let (e, hash) = chained(row)?;
+        let (e, hash) = chained_from_row(row)?;
         events.push(view_of(e, hash));
     }
     let next_before = if rows.len() as i64 > AUDIT_PAGE_SIZE {
@@ -139,7 +124,7 @@ pub async fn one(pool: &PgPool, id: i64) -> Result<Option<AuditEventView>, Servi
         .await?;
     match row {
         Some(row) => {
-            let (e, hash) = chained(&row)?;
+            let (e, hash) = chained_from_row(&row)?;
             Ok(Some(view_of(e, hash)))
         }
         None => Ok(None),
@@ -160,7 +145,9 @@ pub fn stream(
         b.push(" ORDER BY id");
         let mut rows = b.build().fetch(&pool);
         while let Some(row) = rows.next().await {
-            let item = row.and_then(|r| chained(&r)).map_err(ServiceError::from);
+            let item = row
+                .and_then(|r| chained_from_row(&r))
+                .map_err(ServiceError::from);
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed {
                 break;

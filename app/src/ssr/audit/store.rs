@@ -129,7 +129,10 @@ pub struct VerifyReport {
     pub broken: Option<ChainBreak>,
 }
 
-fn chained_from_row(row: &sqlx::postgres::PgRow) -> Result<(ChainedEvent, String), sqlx::Error> {
+/// An event and its stored hash, from a row with every column.
+pub(super) fn chained_from_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<(ChainedEvent, String), sqlx::Error> {
     Ok((
         ChainedEvent {
             id: row.try_get("id")?,

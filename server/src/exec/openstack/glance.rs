@@ -53,10 +53,7 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, OpenStackErro
 }
 
 async fn text(r: reqwest::Response) -> Result<String, OpenStackError> {
-    r.text().await.map_err(|e| OpenStackError::Decode {
-        service: "image".into(),
-        message: e.to_string(),
-    })
+    super::session::body_text("image", r).await
 }
 
 /// Image `id`.

@@ -1,6 +1,6 @@
 //! Neutron v2.0: networks found by name, for the NICs of a new server.
 
-use super::session::{OpenStackError, Session};
+use super::session::{body_text, OpenStackError, Session};
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -19,17 +19,12 @@ struct Networks {
 /// The id of the network named `name`: exactly one, or an error that says what
 /// was found.
 pub async fn network_id(session: &Session, name: &str) -> Result<String, OpenStackError> {
-    let text = session
+    let response = session
         .send(NETWORK, Method::GET, "v2.0/networks", |r| {
             r.query(&[("name", name)])
         })
-        .await?
-        .text()
-        .await
-        .map_err(|e| OpenStackError::Decode {
-            service: "network".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
+    let text = body_text("network", response).await?;
     let mut found: Networks = serde_json::from_str(&text).map_err(|e| OpenStackError::Decode {
         service: "network".into(),
         message: e.to_string(),

@@ -3,7 +3,7 @@
 //! one shape: 2.79 (≥ 2.45: createImage answers the image id; ≥ 2.47: the flavor is
 //! embedded; ≤ 2.87: hypervisor statistics still exist).
 
-use super::session::{OpenStackError, Session};
+use super::session::{body_text, OpenStackError, Session};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -146,18 +146,13 @@ async fn servers_matching(session: &Session, pattern: &str) -> Result<Vec<Server
         if let Some(m) = &marker {
             query.push(("marker", m.clone()));
         }
-        let text = session
+        let response = session
             .send(COMPUTE, Method::GET, "servers/detail", |r| {
                 r.header("OpenStack-API-Version", MICROVERSION)
                     .query(&query)
             })
-            .await?
-            .text()
-            .await
-            .map_err(|e| OpenStackError::Decode {
-                service: "compute".into(),
-                message: e.to_string(),
-            })?;
+            .await?;
+        let text = body_text("compute", response).await?;
         let page: ServerPage = decode(&text)?;
         let more = page.servers_links.iter().any(|l| l.rel == "next") && !page.servers.is_empty();
         marker = page.servers.last().map(|s| s.id.clone());
@@ -201,20 +196,15 @@ pub async fn find_server(session: &Session, server: &str) -> Result<Server, Open
 
 /// Server `id`.
 pub async fn show(session: &Session, id: &str) -> Result<Server, OpenStackError> {
-    let text = session
+    let response = session
         .send(
             COMPUTE,
             Method::GET,
             &format!("servers/{}", path_segment(id)),
             |r| r.header("OpenStack-API-Version", MICROVERSION),
         )
-        .await?
-        .text()
-        .await
-        .map_err(|e| OpenStackError::Decode {
-            service: "compute".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
+    let text = body_text("compute", response).await?;
     Ok(decode::<OneServer>(&text)?.server)
 }
 
@@ -304,17 +294,12 @@ pub async fn capacity(session: &Session) -> Result<Vec<(String, i64)>, OpenStack
 
 /// Creates a server from Nova's request `body` (see [`super::boot`]); answers its id.
 pub async fn create(session: &Session, body: &Value) -> Result<String, OpenStackError> {
-    let text = session
+    let response = session
         .send(COMPUTE, Method::POST, "servers", |r| {
             r.header("OpenStack-API-Version", MICROVERSION).json(body)
         })
-        .await?
-        .text()
-        .await
-        .map_err(|e| OpenStackError::Decode {
-            service: "compute".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
+    let text = body_text("compute", response).await?;
     let v: Value = decode(&text)?;
     v.pointer("/server/id")
         .and_then(Value::as_str)
@@ -336,17 +321,12 @@ pub async fn flavor_id(session: &Session, flavor: &str) -> Result<String, OpenSt
     struct Flavors {
         flavors: Vec<Flavor>,
     }
-    let text = session
+    let response = session
         .send(COMPUTE, Method::GET, "flavors/detail", |r| {
             r.header("OpenStack-API-Version", MICROVERSION)
         })
-        .await?
-        .text()
-        .await
-        .map_err(|e| OpenStackError::Decode {
-            service: "compute".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
+    let text = body_text("compute", response).await?;
     let all: Flavors = decode(&text)?;
     all.flavors
         .into_iter()

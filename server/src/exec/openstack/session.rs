@@ -39,6 +39,15 @@ pub enum OpenStackError {
     Decode { service: String, message: String },
 }
 
+/// The body of an answer as text; a body that cannot be read is a decode error
+/// of `service`.
+pub async fn body_text(service: &str, r: reqwest::Response) -> Result<String, OpenStackError> {
+    r.text().await.map_err(|e| OpenStackError::Decode {
+        service: service.into(),
+        message: e.to_string(),
+    })
+}
+
 /// The message of an OpenStack error body: Nova's `{"itemNotFound": {"message":
 /// ...}}`, Keystone's and Heat's `{"error": {"message": ...}}`, Glance's HTML or
 /// plain text; else the status text.
