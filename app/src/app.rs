@@ -5,8 +5,8 @@ use crate::components::nav::NavBar;
 use crate::error::AppError;
 use crate::model::user::Me;
 use crate::pages::{
-    AccountPage, ApprovalsPage, AuditPage, HomePage, LoginPage, NotFound, RunPage, RunbookPage,
-    RunbooksPage, RunsPage, SitesPage, UsersPage,
+    AccountPage, ApprovalsPage, AuditEventPage, AuditPage, HomePage, LoginPage, NotFound, RunPage,
+    RunReportPage, RunbookPage, RunbooksPage, RunsPage, SitesPage, UsersPage, VerifyChainPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -111,10 +111,13 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=AccountPage/>
                     <Route path=path!("/users") view=UsersPage/>
                     <Route path=path!("/audit") view=AuditPage/>
+                    <Route path=path!("/audit/verify") view=VerifyChainPage/>
+                    <Route path=path!("/audit/events/:id") view=AuditEventPage/>
                     <Route path=path!("/runbooks") view=RunbooksPage/>
                     <Route path=path!("/runbooks/:id") view=RunbookPage/>
                     <Route path=path!("/runs") view=RunsPage/>
                     <Route path=path!("/runs/:id") view=RunPage/>
+                    <Route path=path!("/runs/:id/report") view=RunReportPage/>
                     <Route path=path!("/sites") view=SitesPage/>
                     <Route path=path!("/approvals") view=ApprovalsPage/>
                 </Routes>

@@ -114,10 +114,14 @@ async function driveRun(page: Page, supervisor: Page, run: number, seen: (id: st
   throw new Error(`run ${run} did not complete`);
 }
 
+/** The run of procedure 4 that was approved and run: the auditor's test reads it. */
+let cronRun = 0;
+
 test.describe.serial('Wizard on the lab', () => {
   test.beforeAll(() => {
     portal(['user', 'add', 'wendy', '--role', 'operator', '--password-stdin'], PASSWORD + '\n');
     portal(['user', 'add', 'sam', '--role', 'supervisor', '--password-stdin'], PASSWORD + '\n');
+    portal(['user', 'add', 'ann', '--role', 'auditor', '--password-stdin'], PASSWORD + '\n');
   });
 
   test('procedure 11: live output, reload, a second browser, a failed expectation, retry', async ({ browser }) => {
@@ -271,6 +275,7 @@ test.describe.serial('Wizard on the lab', () => {
       await p.locator('#param-backup_date').fill(today);
       await p.locator('#param-target').selectOption('pcrfclient01');
     });
+    cronRun = run;
     for (const id of ['show-current', 'copy-crontab']) {
       await step(page, id).getByRole('button', { name: 'Run' }).click();
       await expect(step(page, id)).toHaveAttribute('data-state', 'succeeded', { timeout: 30_000 });
@@ -392,5 +397,73 @@ test.describe.serial('Wizard on the lab', () => {
     const uploaded = await glanceImage(`cluman_restore_${today}`);
     expect(uploaded.checksum).toBe(snapshot.checksum);
     await page.screenshot({ path: '../target/e2e-results/procedure-2-done.png', fullPage: true });
+  });
+
+  test('an auditor filters the trail to one run, follows it live, opens its report and downloads the PDF and CSV', async ({ browser }) => {
+    test.setTimeout(90_000);
+    expect(cronRun, 'the run of procedure 4').toBeGreaterThan(0);
+    const page = await signedIn(browser, 'ann');
+
+    // The trail, filtered to the run: only its events, among them the approval.
+    await page.goto('/audit');
+    await page.locator('body[data-hydrated]').waitFor();
+    await page.locator('#run').fill(String(cronRun));
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(new RegExp(`[?&]run=${cronRun}(&|$)`));
+    const rows = page.locator('table.audit-table tbody tr');
+    await expect(rows.first()).toBeVisible();
+    const subjects = await page.locator('table.audit-table tbody td[data-label="Subject"]').allTextContents();
+    expect(subjects.length).toBeGreaterThan(5);
+    for (const s of subjects) expect(s.startsWith(`run:${cronRun}`), s).toBe(true);
+    await expect(page.locator('table.audit-table')).toContainText('approval.approved');
+    await expect(page.locator('table.audit-table')).toContainText('approval.rejected');
+    await page.screenshot({ path: '../target/e2e-results/audit-one-run.png', fullPage: true });
+
+    // A second window follows the auditor's own report downloads live.
+    const tail = await signedIn(browser, 'ann');
+    await tail.goto('/audit?actor=ann&action=report.exported&tail=1');
+    await tail.locator('body[data-hydrated]').waitFor();
+    await expect(tail.getByTestId('tail-on')).toBeVisible();
+    await expect(tail.getByTestId('no-events')).toBeVisible();
+
+    // From an event to its run, and from the run to its report.
+    await page.locator('table.audit-table tbody td[data-label="Subject"] a', { hasText: new RegExp(`^run:${cronRun}$`) }).first().click();
+    await expect(page).toHaveURL(new RegExp(`/runs/${cronRun}$`));
+    await page.getByTestId('open-report').click();
+    await expect(page).toHaveURL(new RegExp(`/runs/${cronRun}/report$`));
+    await page.locator('body[data-hydrated]').waitFor();
+    await expect(page.getByTestId('report-parameters')).toContainText('pcrfclient01');
+    const approvals = page.getByTestId('report-approval');
+    await expect(approvals).toHaveCount(2);
+    await expect(approvals.nth(0)).toContainText('check the backup date first');
+    await expect(approvals.nth(1)).toContainText('go ahead');
+    await expect(approvals.nth(1)).toContainText('by sam');
+    await expect(page.getByTestId('report-verdict')).toContainText('Audit chain verified intact');
+    await page.screenshot({ path: '../target/e2e-results/run-report.png', fullPage: true });
+
+    // The PDF and the CSV download.
+    const [pdf] = await Promise.all([page.waitForEvent('download'), page.getByTestId('report-pdf').click()]);
+    expect(pdf.suggestedFilename()).toBe(`run-${cronRun}-report.pdf`);
+    const pdfBytes = readFileSync((await pdf.path())!);
+    expect(pdfBytes.subarray(0, 5).toString()).toBe('%PDF-');
+    expect(pdfBytes.subarray(-8).toString()).toContain('%%EOF');
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('report-csv').click()]);
+    expect(csv.suggestedFilename()).toMatch(/^audit-.*\.csv$/);
+    const lines = readFileSync((await csv.path())!, 'utf8').trim().split('\r\n');
+    expect(lines[0]).toBe('id,at,actor,action,subject,details,prev_hash,hash');
+    expect(lines.length - 1).toBe(subjects.length);
+    for (const line of lines.slice(1)) expect(line).toContain(`,run:${cronRun}`);
+
+    // The live tail saw the PDF's download without a reload.
+    await expect(tail.locator('table.audit-table')).toContainText('report.exported', { timeout: 15_000 });
+    await expect(tail.locator('table.audit-table tbody tr')).toHaveCount(1);
+
+    // The whole chain verified from the page, with its result kept.
+    await page.goto('/audit/verify');
+    await page.locator('body[data-hydrated]').waitFor();
+    await page.getByTestId('verify-start').click();
+    await expect(page.getByTestId('verify-result')).toContainText('Intact: all', { timeout: 30_000 });
+    await expect(page.getByTestId('verify-result')).toContainText('by ann');
+    await page.screenshot({ path: '../target/e2e-results/verify-chain.png', fullPage: true });
   });
 });

@@ -5,7 +5,8 @@
 //! - [`config`]: settings from a TOML file and `PORTAL_*` variables, checked at start.
 //! - [`startup`]: the database pool, migrations, and [`startup::Application`] (the HTTP server).
 //! - [`exec`]: the real clients that carry out steps (SSH).
-//! - [`web`]: what wraps the Leptos app: CSRF protection, the page guard, `/healthz`.
+//! - [`report`]: a run's report as a PDF (krilla), with its outputs attached.
+//! - [`web`]: what wraps the Leptos app: CSRF protection, the page guard, `/healthz`, downloads.
 //! - [`commands`]: the subcommands other than `serve`.
 //! - [`telemetry`]: structured logs.
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exec;
+pub mod report;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -1,7 +1,7 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
-use crate::web::{audit_export, csrf, health, live, page_guard};
+use crate::web::{audit_export, csrf, health, live, page_guard, run_report};
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
 use app::{shell, App};
@@ -206,8 +206,11 @@ impl Application {
         let live_events = Router::new()
             .route("/api/runs/{id}/live", get(live::events))
             .route("/api/approvals/live", get(live::approvals))
+            .route("/api/audit/live", get(live::audit_tail))
             .route("/api/audit/export.csv", get(audit_export::csv))
             .route("/api/audit/export.jsonl", get(audit_export::jsonl))
+            .route("/api/runs/{id}/report.pdf", get(run_report::pdf))
+            .route("/api/runs/{id}/report.jsonl", get(run_report::jsonl))
             .with_state(state.clone())
             .layer(sessions);
 

@@ -1,7 +1,7 @@
 //! Reading the audit trail (auditor, supervisor, admin).
 
 use crate::error::AppError;
-use crate::model::audit::{AuditEventView, AuditPage};
+use crate::model::audit::{AuditEventDetail, AuditPage, VerificationStatus};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -26,12 +26,55 @@ pub async fn list_audit_events(
     Ok(audit::query::page(&state.pool, &q, before).await?)
 }
 
-/// One audit event with its chain hashes.
+/// One audit event with its chain hashes, its hash recomputed, and its link to
+/// the event before it checked.
 #[server(prefix = "/api", endpoint = "audit/event")]
-pub async fn show_audit_event(id: i64) -> Result<AuditEventView, AppError> {
+pub async fn show_audit_event(id: i64) -> Result<AuditEventDetail, AppError> {
     require::<ReadAudit>().await?;
     let state = app_state()?;
-    audit::query::one(&state.pool, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("There is no audit event {id}.")))
+    audit::query::detail(&state.pool, id).await?.ok_or_else(|| {
+        AppError::from(ServiceError::Client(AppError::NotFound(format!(
+            "There is no audit event {id}."
+        ))))
+    })
+}
+
+/// The latest verification of the whole chain (perhaps running) and the last
+/// finished one.
+#[server(prefix = "/api", endpoint = "audit/verification")]
+pub async fn chain_verification() -> Result<VerificationStatus, AppError> {
+    require::<ReadAudit>().await?;
+    let state = app_state()?;
+    Ok(audit::verification::status(&state.pool).await?)
+}
+
+/// Starts verifying the whole chain in the background (or joins the verification
+/// already running); its progress and result are read with [`chain_verification`].
+#[server(prefix = "/api", endpoint = "audit/verify")]
+pub async fn verify_chain() -> Result<i64, AppError> {
+    let caller = require::<ReadAudit>().await?;
+    let state = app_state()?;
+    let by = audit::Actor::User(caller.user().username.clone());
+    let (id, new) = audit::verification::begin(&state.pool, &by).await?;
+    if new {
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = audit::verification::run(&pool, id, &by, |_| {}).await {
+                tracing::error!(error = %e, verification = id, "a chain verification failed");
+            }
+        });
+    }
+    crate::ssr::respond::redirect_plain_form("/audit/verify");
+    Ok(id)
+}
+
+/// A run's report: the run, its approvals, attempts and outputs, its audit events,
+/// and the chain verified over them.
+#[server(prefix = "/api", endpoint = "runs/report")]
+pub async fn show_run_report(id: i64) -> Result<crate::model::run_report::RunReport, AppError> {
+    let caller = require::<ReadAudit>().await?;
+    let state = app_state()?;
+    let built =
+        crate::ssr::report::build(&state.engine, &state.pool, id, &caller.user().username).await?;
+    Ok(built.report)
 }

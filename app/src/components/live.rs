@@ -1,4 +1,5 @@
-//! Following a stream of `changed` events (`/api/approvals/live`): each event
+//! Following a stream of `changed` events (`/api/approvals/live`,
+//! `/api/audit/live`): each event
 //! bumps a counter that resources reload on. When the stream breaks for good (an
 //! error answer, which browsers do not retry), a new one is tried after a pause.
 
@@ -6,11 +7,12 @@ use leptos::prelude::*;
 
 /// Bumps `reload` on every `changed` event of `url` while the current owner lives.
 #[cfg(feature = "hydrate")]
-pub fn follow_changes(url: &'static str, reload: RwSignal<u32>) {
+pub fn follow_changes(url: impl Into<String>, reload: RwSignal<u32>) {
+    let url: String = url.into();
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     let owner = Owner::current();
-    let Ok(source) = web_sys::EventSource::new(url) else {
+    let Ok(source) = web_sys::EventSource::new(&url) else {
         return;
     };
     let on_changed =
@@ -24,6 +26,7 @@ pub fn follow_changes(url: &'static str, reload: RwSignal<u32>) {
             if source.ready_state() == web_sys::EventSource::CLOSED && !closed.get_value() {
                 closed.set_value(true);
                 let owner = owner.clone();
+                let url = url.clone();
                 set_timeout(
                     move || {
                         if let Some(owner) = owner.filter(|_| !closed.is_disposed()) {
@@ -48,4 +51,4 @@ pub fn follow_changes(url: &'static str, reload: RwSignal<u32>) {
 
 /// Without a browser there is nothing to follow.
 #[cfg(not(feature = "hydrate"))]
-pub fn follow_changes(_url: &'static str, _reload: RwSignal<u32>) {}
+pub fn follow_changes(_url: impl Into<String>, _reload: RwSignal<u32>) {}

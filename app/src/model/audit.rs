@@ -25,6 +25,52 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+/// A verification of the whole chain, running or finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainVerification {
+    pub id: i64,
+    pub started_by: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The chain's last event id when it started.
+    pub total: i64,
+    pub checked: i64,
+    /// `running`, `intact`, `broken` or `failed`.
+    pub state: String,
+    pub finished_at: Option<String>,
+    pub head_id: Option<i64>,
+    pub head_hash: Option<String>,
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl ChainVerification {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// What the verification page shows: the latest verification (perhaps running)
+/// and the last one that finished.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationStatus {
+    pub latest: Option<ChainVerification>,
+    pub last_finished: Option<ChainVerification>,
+}
+
+/// One event with what its own fields say about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventDetail {
+    pub event: AuditEventView,
+    /// The hash recomputed from the stored fields equals the stored hash.
+    pub hash_matches: bool,
+    /// The previous event's stored hash equals this one's `prev_hash` (`None` for
+    /// the first event, or when the previous event is missing).
+    pub linked: Option<bool>,
+    /// The next event's id, if any.
+    pub next: Option<i64>,
+}
+
 /// How many events a page shows.
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
@@ -61,6 +107,10 @@ pub enum AuditAction {
     BreakGlassChanged,
     /// Audit events were exported (format and filters in the details).
     AuditExported,
+    /// A run's report was downloaded (run and format in the details).
+    ReportExported,
+    /// The whole chain was verified (the result in the details).
+    ChainVerified,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
     /// Something happened to a request for approval.
@@ -99,7 +149,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -122,6 +172,8 @@ impl AuditAction {
         AuditAction::RunParameterChanged,
         AuditAction::BreakGlassChanged,
         AuditAction::AuditExported,
+        AuditAction::ReportExported,
+        AuditAction::ChainVerified,
         AuditAction::Approval(ApprovalEvent::Requested),
         AuditAction::Approval(ApprovalEvent::Approved),
         AuditAction::Approval(ApprovalEvent::Rejected),
@@ -157,6 +209,8 @@ impl AuditAction {
             AuditAction::RunParameterChanged => "run.parameter_changed",
             AuditAction::BreakGlassChanged => "site.break_glass_changed",
             AuditAction::AuditExported => "audit.exported",
+            AuditAction::ReportExported => "report.exported",
+            AuditAction::ChainVerified => "audit.verified",
             AuditAction::Approval(event) => match event {
                 ApprovalEvent::Requested => "approval.requested",
                 ApprovalEvent::Approved => "approval.approved",

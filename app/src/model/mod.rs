@@ -8,6 +8,7 @@ pub mod password;
 pub mod progress;
 pub mod role;
 pub mod run;
+pub mod run_report;
 pub mod run_view;
 pub mod runbook;
 pub mod site;

@@ -1,10 +1,12 @@
 //! Audit (auditor, supervisor, admin): the trail, newest first, filtered by time,
 //! actor, action, run, site, host and text, paginated by id, with each event's
-//! details and chain hashes, links to its run, and exports of what the filters
-//! select (CSV, JSONL with the hashes).
+//! details and chain hashes, links to its page, its run and the run's report,
+//! exports of what the filters select (CSV, JSONL with the hashes), and a live
+//! tail that shows new events as they are written.
 
 use crate::api::audit::list_audit_events;
 use crate::components::guard::Guarded;
+use crate::components::live::follow_changes;
 use crate::components::notice::ErrorBox;
 use crate::error::AppError;
 use crate::model::audit::{AuditAction, AuditEventView, AuditPage as AuditEvents};
@@ -31,7 +33,7 @@ fn event_row(e: AuditEventView) -> impl IntoView {
     let run = run_of(&e.subject);
     view! {
         <tr data-event=e.id>
-            <td data-label="#">{e.id}</td>
+            <td data-label="#"><a href=format!("/audit/events/{}", e.id)>{e.id}</a></td>
             <td data-label="Time">{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</td>
             <td data-label="Actor">{e.actor}</td>
             <td data-label="Action"><code>{e.action}</code></td>
@@ -40,6 +42,7 @@ fn event_row(e: AuditEventView) -> impl IntoView {
                     Some(id) => view! {
                         <a href=format!("/runs/{id}")>{e.subject.clone()}</a>
                         " " <a class="muted" href=format!("/audit?run={id}") title="Every event of this run">"(trail)"</a>
+                        " " <a class="muted" href=format!("/runs/{id}/report") title="The run's report">"(report)"</a>
                     }.into_any(),
                     None => view! { {e.subject.clone()} }.into_any(),
                 }}
@@ -93,6 +96,7 @@ fn text_filter(
 
 fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppError>>) -> AnyView {
     let action = move || query.read().get("action").unwrap_or_default();
+    let tail = move || query.read().get("tail").as_deref() == Some("1");
     let filters = move || filters_of(&query.read());
     let link = move |path: &str, extra: Option<(&str, String)>| {
         let mut q = query_string(&filters());
@@ -112,6 +116,17 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
         <Title text="Audit · Recovery Portal"/>
         <section class="card">
             <h1>"Audit trail"</h1>
+            <p class="audit-tools">
+                {move || if tail() {
+                    view! {
+                        <span class="live-badge" data-testid="tail-on">"● Live: new events appear as they are written"</span>
+                        " " <a href=link("/audit", None)>"Stop the live tail"</a>
+                    }.into_any()
+                } else {
+                    view! { <a href=link("/audit", Some(("tail", "1".into()))) data-testid="tail-start">"Live tail"</a> }.into_any()
+                }}
+                " · " <a href="/audit/verify" data-testid="open-verify">"Verify the chain"</a>
+            </p>
             <Form method="GET" action="/audit" attr:class="filters audit-filters">
                 {text_filter(query, "from", "From", "2026-11-27 or 2026-11-27 10:30")}
                 {text_filter(query, "until", "Until", "2026-11-28")}
@@ -120,7 +135,7 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                     <label for="action">"Action"</label>
                     <select id="action" name="action">
                         <option value="" selected=move || action().is_empty()>"any action"</option>
-                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site.", "audit."].into_iter().map(|prefix| view! {
+                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site.", "audit.", "report."].into_iter().map(|prefix| view! {
                             <option value=prefix selected=move || action() == prefix>{format!("{prefix}*")}</option>
                         }).collect_view()}
                         {AuditAction::ALL.into_iter().map(|a| view! {
@@ -132,6 +147,7 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                 {text_filter(query, "site", "Site", "e.g. fra1")}
                 {text_filter(query, "host", "Host", "e.g. pcrfclient01")}
                 {text_filter(query, "text", "Text in details", "e.g. crontab")}
+                {move || tail().then(|| view! { <input type="hidden" name="tail" value="1"/> })}
                 <div class="filter-buttons">
                     <button type="submit">"Filter"</button>
                     <a href="/audit" class="button secondary">"Clear"</a>
@@ -156,7 +172,7 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                             </table>
                             <nav class="pager" aria-label="Pages">
                                 <a href=move || link("/audit", None)>"Newest"</a>
-                                {page.next_before.map(|b| view! { <a href=move || link("/audit", Some(("before", b.to_string()))) rel="next">"Older events →"</a> })}
+                                {(!tail()).then(|| page.next_before.map(|b| view! { <a href=move || link("/audit", Some(("before", b.to_string()))) rel="next">"Older events →"</a> }))}
                             </nav>
                         }.into_any(),
                     }
@@ -174,16 +190,31 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
+    let reload = RwSignal::new(0u32);
     let events = Resource::new(
         move || {
             let q = query.read();
+            let tail = q.get("tail").as_deref() == Some("1");
             (
                 filters_of(&q),
-                q.get("before").and_then(|b| b.parse::<i64>().ok()),
+                // A live tail shows the newest page.
+                q.get("before")
+                    .filter(|_| !tail)
+                    .and_then(|b| b.parse::<i64>().ok()),
+                reload.get(),
             )
         },
-        |(filters, before)| list_audit_events(Some(filters), before),
+        |(filters, before, _)| list_audit_events(Some(filters), before),
     );
+    // The live tail: the newest page is read again whenever a matching event is
+    // written.
+    Effect::new(move |_| {
+        let q = query.read();
+        if q.get("tail").as_deref() == Some("1") {
+            let filters = query_string(&filters_of(&q));
+            follow_changes(format!("/api/audit/live?{filters}"), reload);
+        }
+    });
     view! { <Guarded view=move |_me: Me| audit_page(query, events)/> }
 }
 

@@ -3,9 +3,11 @@
 mod account;
 mod approvals;
 mod audit;
+mod audit_chain;
 mod errors;
 mod home;
 mod login;
+mod run_report;
 mod runbooks;
 mod runs;
 mod sites;
@@ -15,9 +17,11 @@ mod users;
 pub use account::AccountPage;
 pub use approvals::ApprovalsPage;
 pub use audit::AuditPage;
+pub use audit_chain::{AuditEventPage, VerifyChainPage};
 pub use errors::{Forbidden, NotFound};
 pub use home::HomePage;
 pub use login::LoginPage;
+pub use run_report::RunReportPage;
 pub use runbooks::{RunbookPage, RunbooksPage};
 pub use runs::{RunPage, RunsPage};
 pub use sites::SitesPage;
@@ -48,7 +52,20 @@ pub fn page_access(path: &str) -> PageAccess {
         "" => PageAccess::SignedIn,
         "/account" => PageAccess::Account,
         "/users" => PageAccess::Needs(Permission::ManageUsers),
-        "/audit" => PageAccess::Needs(Permission::ReadAudit),
+        "/audit" | "/audit/verify" => PageAccess::Needs(Permission::ReadAudit),
+        p if p.starts_with("/audit/events/")
+            && p["/audit/events/".len()..].parse::<i64>().is_ok() =>
+        {
+            PageAccess::Needs(Permission::ReadAudit)
+        }
+        p if p.starts_with("/runs/")
+            && p.ends_with("/report")
+            && p["/runs/".len()..p.len() - "/report".len()]
+                .parse::<i64>()
+                .is_ok() =>
+        {
+            PageAccess::Needs(Permission::ReadAudit)
+        }
         "/runbooks" => PageAccess::Needs(Permission::RunRecoveries),
         p if p.starts_with("/runbooks/") && !p["/runbooks/".len()..].contains('/') => {
             PageAccess::Needs(Permission::RunRecoveries)
@@ -96,6 +113,11 @@ mod tests {
             page_access("/approvals"),
             PageAccess::Needs(Permission::ApproveDestructiveSteps)
         );
+        for audit in ["/audit/verify", "/audit/events/12", "/runs/3/report"] {
+            assert_eq!(page_access(audit), PageAccess::Needs(Permission::ReadAudit));
+        }
+        assert_eq!(page_access("/runs/x/report"), PageAccess::Unknown);
+        assert_eq!(page_access("/audit/events/x"), PageAccess::Unknown);
         assert_eq!(page_access("/runbooks/a/b"), PageAccess::Unknown);
         assert_eq!(page_access("/nope"), PageAccess::Unknown);
     }

@@ -391,6 +391,7 @@ fn run_body(
     cancel: ServerAction<CancelRun>,
     parameter: ServerAction<ChangeParameter>,
     can_operate: bool,
+    can_audit: bool,
     me: String,
     drafts: Drafts,
 ) -> AnyView {
@@ -417,6 +418,13 @@ fn run_body(
                 <span>{format!("started by {} at {}", v.summary.started_by, when(&v.summary.started_at))}</span>
             </p>
             <p class="hash">"Runbook SHA-256 " <code>{v.runbook_sha256.clone()}</code></p>
+            {can_audit.then(|| view! {
+                <p class="report-links">
+                    <a href=format!("/runs/{run_id}/report") data-testid="open-report">"Report (HTML, PDF)"</a>
+                    " · "
+                    <a href=format!("/audit?run={run_id}")>"Audit trail of this run"</a>
+                </p>
+            })}
             {v.break_glass.clone().map(|b| view! {
                 <p class="notice break-glass" role="alert">
                     <strong>"Break-glass mode is on for this site: "</strong>
@@ -607,6 +615,7 @@ pub fn RunPage() -> impl IntoView {
     view! {
         <Guarded view=move |me: Me| {
             let can_operate = me.role.permits(Permission::RunRecoveries);
+            let can_audit = me.role.permits(Permission::ReadAudit);
             let me_name = me.username.clone();
             view! {
                 {move || paused.get().then(|| view! { <p class="notice warn live-paused" role="status">"Live updates are paused: the connection to the portal broke. Reconnecting…"</p> })}
@@ -619,7 +628,7 @@ pub fn RunPage() -> impl IntoView {
                         Suspend::new(async move {
                             match run.await {
                                 Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
-                                Ok(v) => run_body(v, live, command, cancel, parameter, can_operate, me_name, drafts),
+                                Ok(v) => run_body(v, live, command, cancel, parameter, can_operate, can_audit, me_name, drafts),
                             }
                         })
                     }}

@@ -13,6 +13,7 @@
 //! - [`sites`]: sites for the admin: trusted host keys, the lab's faults.
 //! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
+//! - [`report`]: a run's report (HTML page, PDF, attached JSONL) and its chain check.
 //! - [`respond`]: answers that depend on how a server function was called.
 
 pub mod approvals;
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod live;
 pub mod passwords;
+pub mod report;
 pub mod respond;
 pub mod runs;
 pub mod session;

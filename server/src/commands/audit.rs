@@ -17,25 +17,35 @@ pub async fn run(pool: &PgPool, command: AuditCommand) -> Result<ExitCode, Comma
         AuditCommand::Verify { file: Some(file) } => verify_file(&file),
         AuditCommand::Verify { file: None } => {
             let started = std::time::Instant::now();
-            let report = audit::verify(pool, |n| {
+            let by = audit::Actor::cli();
+            let (id, new) = audit::verification::begin(pool, &by).await?;
+            if !new {
+                return Err(CommandError::Service(format!(
+                    "verification {id} of the chain is running already (started in the portal); \
+                     its result shows on the portal's Audit → Verify page. Try again when it ends."
+                )));
+            }
+            let v = audit::verification::run(pool, id, &by, |n| {
                 eprint!("\rverified {n} events…");
                 let _ = std::io::stderr().flush();
             })
             .await?;
             let seconds = started.elapsed().as_secs_f64();
-            match report.broken {
-                None => {
+            match v.state.as_str() {
+                "intact" => {
                     println!(
                         "audit chain intact: {} events verified in {seconds:.2} s; head {}",
-                        report.checked, report.head
+                        v.checked,
+                        v.head_hash.as_deref().unwrap_or(audit::GENESIS_HASH)
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Some(broken) => {
+                _ => {
                     println!(
-                        "audit chain BROKEN: {broken}. The {} events before event {} verified.",
-                        report.checked,
-                        broken.event_id()
+                        "audit chain BROKEN: {}. The {} events before event {} verified.",
+                        v.reason.as_deref().unwrap_or("unknown"),
+                        v.checked,
+                        v.broken_at.unwrap_or_default()
                     );
                     Ok(ExitCode::from(EXIT_CHAIN_BROKEN))
                 }

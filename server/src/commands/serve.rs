@@ -101,6 +101,13 @@ pub async fn serve(
     if released > 0 {
         tracing::warn!(released, "steps awaiting approval without an open request are pending again; their operators request approval again");
     }
+    let abandoned = app::ssr::audit::verification::abandon_running(&pool).await?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "chain verifications that were running when the portal stopped are marked failed"
+        );
+    }
     let mut sites = load_sites(&settings)?;
     // The lab lives as long as the portal: it is dropped when `serve` returns.
     let lab = if with_lab {

@@ -1,6 +1,7 @@
 //! `GET /api/runs/{id}/live`: a run's live events as server-sent events, for the
 //! run page; `GET /api/approvals/live`: a `changed` event whenever a request for
-//! approval changes, for the approvals page and the navigation's count. The
+//! approval changes, for the approvals page and the navigation's count;
+//! `GET /api/audit/live`: new audit events for the audit page's live tail. The
 //! caller's session and role are checked like a server function's.
 //! Each stream ends after a few minutes; the browser's EventSource reconnects at
 //! once, and so a revoked session or role stops the stream soon after.
@@ -31,11 +32,11 @@ fn event(e: &LiveEvent) -> Event {
         .data(serde_json::to_string(e).unwrap_or_else(|_| "{}".into()))
 }
 
-/// The caller, if signed in with capability `C`; else the answer to give.
+/// The caller's user name, if signed in with capability `C`; else the answer to give.
 pub(crate) async fn caller<C: Capability>(
     state: &AppState,
     session: &tower_sessions::Session,
-) -> Result<(), Response> {
+) -> Result<String, Response> {
     let user = match session::resolve(session, state).await {
         Ok(Some(user)) => user,
         Ok(None) => {
@@ -51,7 +52,7 @@ pub(crate) async fn caller<C: Capability>(
         }
     };
     authorize::<C>(user)
-        .map(|_| ())
+        .map(|proof| proof.user().username.clone())
         .map_err(|e| (StatusCode::FORBIDDEN, format!("{e}\n")).into_response())
 }
 
@@ -106,6 +107,64 @@ pub async fn approvals(
         match rx.recv().await {
             Ok(()) | Err(RecvError::Lagged(_)) => Some((changed(), rx)),
             Err(RecvError::Closed) => None,
+        }
+    });
+    respond(first.chain(live))
+}
+
+/// How often a live tail of the audit trail looks for new events.
+const TAIL_POLL: Duration = Duration::from_secs(1);
+
+/// `GET /api/audit/live?filters`: a `changed` event whenever an event matching
+/// the viewer's filters is committed, for the audit page's live tail. Committed
+/// events are polled for rather than announced, so events written by other
+/// processes (the command line, a second portal) are seen too.
+pub async fn audit_tail(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    if let Err(answer) = caller::<app::ssr::authz::ReadAudit>(&state, &session).await {
+        return answer;
+    }
+    let q = match app::model::audit_query::AuditQuery::parse(&params) {
+        Ok(q) => q,
+        Err(errors) => {
+            let text: Vec<String> = errors.into_iter().map(|(_, m)| m).collect();
+            return (StatusCode::BAD_REQUEST, format!("{}\n", text.join("\n"))).into_response();
+        }
+    };
+    let head = match app::ssr::audit::query::head_id(&state.pool).await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::error!(error = %e, "the audit tail could not read the chain's head");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The portal cannot reach its database right now.\n",
+            )
+                .into_response();
+        }
+    };
+    let changed = |newest: i64| {
+        Ok::<Event, Infallible>(Event::default().event("changed").data(newest.to_string()))
+    };
+    let first = stream::once(async move { changed(head) });
+    let pool = state.pool.clone();
+    let live = stream::unfold((pool, q, head), move |(pool, q, mut last)| async move {
+        loop {
+            tokio::time::sleep(TAIL_POLL).await;
+            match app::ssr::audit::query::newest_after(&pool, &q, last).await {
+                Ok(Some(newest)) => {
+                    last = newest;
+                    return Some((changed(newest), (pool, q, last)));
+                }
+                Ok(None) => {}
+                // The browser reconnects and starts over.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the audit tail stopped");
+                    return None;
+                }
+            }
         }
     });
     respond(first.chain(live))

@@ -5,9 +5,11 @@
 //! - [`health`]: `GET /healthz`.
 //! - [`live`]: a run's live events (server-sent events).
 //! - [`audit_export`]: the audit trail as CSV or JSONL, streamed.
+//! - [`run_report`]: a run's report as a PDF, and its JSONL.
 
 pub mod audit_export;
 pub mod csrf;
 pub mod health;
 pub mod live;
 pub mod page_guard;
+pub mod run_report;

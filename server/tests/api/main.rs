@@ -15,6 +15,7 @@ mod openstack;
 mod pages;
 mod rehearsal;
 mod roles;
+mod run_report;
 mod runbooks;
 mod runs;
 mod ssh;

@@ -83,6 +83,21 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[("id", "1")],
     ),
     (
+        "/api/audit/verification",
+        Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
+        &[],
+    ),
+    (
+        "/api/audit/verify",
+        Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
+        &[],
+    ),
+    (
+        "/api/runs/report",
+        Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
+        &[("id", "999")],
+    ),
+    (
         "/api/runbooks/list",
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[],

@@ -127,6 +127,16 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that expects event `next_id` next, linked to `prev_hash` (the
+    /// stored hash of the event before it): for checking part of a chain.
+    pub fn resume(next_id: i64, prev_hash: String) -> Self {
+        Self {
+            expected_id: next_id,
+            expected_prev: prev_hash,
+            checked: 0,
+        }
+    }
+
     /// Checks the next event and its stored hash.
     pub fn push(&mut self, event: &ChainedEvent, stored_hash: &str) -> Result<(), ChainBreak> {
         if event.id != self.expected_id {

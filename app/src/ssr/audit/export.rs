@@ -57,6 +57,28 @@ pub fn csv_line(e: &ChainedEvent, hash: &str) -> String {
     line
 }
 
+/// Lower-case hex SHA-256 of an attempt's output.
+pub fn output_sha256(output: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(output.as_bytes()))
+}
+
+/// An attempt's whole output as a JSONL line of a run report's attachment, with
+/// its length and SHA-256 (what the PDF prints beside abbreviated output).
+pub fn jsonl_attempt_line(meta: Value, output: &str) -> String {
+    let mut doc = match meta {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    doc.insert("type".into(), json!("attempt"));
+    doc.insert("output_bytes".into(), json!(output.len()));
+    doc.insert("output_sha256".into(), json!(output_sha256(output)));
+    doc.insert("output".into(), json!(output));
+    let mut line = Value::Object(doc).to_string();
+    line.push('\n');
+    line
+}
+
 /// The header line of a JSONL export; `filters` as given (empty: complete).
 pub fn jsonl_header(filters: &BTreeMap<String, String>) -> String {
     let mut line = json!({
@@ -120,6 +142,8 @@ pub enum ExportBreak {
     Count { declared: u64, found: u64 },
     #[error("the trailer's last hash is not the last event's hash")]
     LastHash,
+    #[error("line {line}: the output of attempt {attempt} does not match its length and SHA-256 (the output was altered)")]
+    OutputAltered { line: u64, attempt: i64 },
 }
 
 impl ExportBreak {
@@ -147,6 +171,8 @@ pub struct ExportReport {
     pub last_id: Option<i64>,
     pub last_hash: Option<String>,
     pub filters: BTreeMap<String, String>,
+    /// Attempt lines (a run report's attached outputs) whose output checked out.
+    pub attempts: u64,
 }
 
 /// Checks a JSONL export one line at a time, in constant memory.
@@ -158,6 +184,7 @@ pub struct ExportVerifier {
     first_id: Option<i64>,
     events: u64,
     links: u64,
+    attempts: u64,
     trailer: Option<(u64, Option<String>)>,
 }
 
@@ -267,6 +294,20 @@ impl ExportVerifier {
                 self.trailer = Some((declared, last));
                 Ok(())
             }
+            ("attempt", Some(_)) => {
+                let attempt = v
+                    .get("attempt_id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| bad("`attempt_id` is missing or not a number".into()))?;
+                let output = text(&v, "output", line)?;
+                let sha256 = text(&v, "output_sha256", line)?;
+                let bytes = v.get("output_bytes").and_then(Value::as_u64);
+                if bytes != Some(output.len() as u64) || output_sha256(&output) != sha256 {
+                    return Err(ExportBreak::OutputAltered { line, attempt });
+                }
+                self.attempts += 1;
+                Ok(())
+            }
             (other, Some(_)) => Err(bad(format!("unknown line type {other:?}"))),
         }
     }
@@ -295,6 +336,7 @@ impl ExportVerifier {
             last_id: self.previous.as_ref().map(|(id, _)| *id),
             last_hash,
             filters,
+            attempts: self.attempts,
         })
     }
 }
@@ -354,6 +396,23 @@ mod tests {
         let r = verify(&export(&chain(5), &BTreeMap::new())).unwrap();
         assert_eq!((r.events, r.links, r.complete), (5, 4, true));
         assert_eq!((r.first_id, r.last_id), (Some(1), Some(5)));
+    }
+
+    #[test]
+    fn attached_outputs_are_checked_by_length_and_hash() {
+        let filters = BTreeMap::from([("run".to_string(), "3".to_string())]);
+        let mut lines = export(&chain(2), &filters);
+        let attempt = jsonl_attempt_line(json!({"attempt_id": 7, "step": "stop"}), "ok\n✓\n");
+        lines.insert(3, attempt.clone());
+        assert_eq!(verify(&lines).unwrap().attempts, 1);
+        lines[3] = attempt.replace("ok", "KO");
+        assert_eq!(
+            verify(&lines).unwrap_err(),
+            ExportBreak::OutputAltered {
+                line: 4,
+                attempt: 7
+            }
+        );
     }
 
     #[test]

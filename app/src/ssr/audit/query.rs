@@ -5,7 +5,7 @@
 
 use super::chain::ChainedEvent;
 use super::store::chained_from_row;
-use crate::model::audit::{AuditEventView, AuditPage, AUDIT_PAGE_SIZE};
+use crate::model::audit::{AuditEventDetail, AuditEventView, AuditPage, AUDIT_PAGE_SIZE};
 use crate::model::audit_query::AuditQuery;
 use crate::ssr::ServiceError;
 use futures_util::stream::BoxStream;
@@ -116,19 +116,79 @@ pub async fn page(
     })
 }
 
-/// One event by id.
-pub async fn one(pool: &PgPool, id: i64) -> Result<Option<AuditEventView>, ServiceError> {
-    let row = sqlx::query(&format!("{COLUMNS} WHERE id = $1"))
+/// Every event of run `run_id` (subject `run:N…`), oldest first, as (event, hash).
+pub async fn of_run(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<Vec<(ChainedEvent, String)>, ServiceError> {
+    let q = AuditQuery {
+        run: Some(run_id),
+        ..AuditQuery::default()
+    };
+    let mut b = QueryBuilder::new(COLUMNS);
+    push_filters(&mut b, &q, None);
+    b.push(" ORDER BY id");
+    let rows = b.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| chained_from_row(row).map_err(ServiceError::from))
+        .collect()
+}
+
+/// One event with its hash recomputed and its link to the event before checked.
+pub async fn detail(pool: &PgPool, id: i64) -> Result<Option<AuditEventDetail>, ServiceError> {
+    let Some(row) = sqlx::query(&format!("{COLUMNS} WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (e, hash) = chained_from_row(&row)?;
+    let hash_matches = super::chain::event_hash(&e) == hash;
+    let linked = if id == 1 {
+        Some(e.prev_hash == super::GENESIS_HASH)
+    } else {
+        sqlx::query_scalar::<_, String>("SELECT hash FROM audit_events WHERE id = $1")
+            .bind(id - 1)
+            .fetch_optional(pool)
+            .await?
+            .map(|previous| previous == e.prev_hash)
+    };
+    let next: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_events WHERE id = $1")
+        .bind(id + 1)
+        .fetch_optional(pool)
         .await?;
-    match row {
-        Some(row) => {
-            let (e, hash) = chained_from_row(&row)?;
-            Ok(Some(view_of(e, hash)))
-        }
-        None => Ok(None),
-    }
+    Ok(Some(AuditEventDetail {
+        event: view_of(e, hash),
+        hash_matches,
+        linked,
+        next,
+    }))
+}
+
+/// The newest matching event's id above `after`, if any: what a live tail
+/// polls for.
+pub async fn newest_after(
+    pool: &PgPool,
+    q: &AuditQuery,
+    after: i64,
+) -> Result<Option<i64>, ServiceError> {
+    let mut b = QueryBuilder::new("SELECT max(id) FROM audit_events");
+    push_filters(&mut b, q, None);
+    b.push(" AND id > ").push_bind(after);
+    Ok(b.build_query_scalar::<Option<i64>>()
+        .fetch_one(pool)
+        .await?)
+}
+
+/// The chain's last event id (0 when empty).
+pub async fn head_id(pool: &PgPool) -> Result<i64, ServiceError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) FROM audit_events")
+            .fetch_one(pool)
+            .await?
+            .unwrap_or(0),
+    )
 }
 
 /// Every matching event in id order, as the database sends the rows; a

@@ -1,0 +1,367 @@
+//! What the PDF says, in order, as blocks: no positions, no fonts. Pure, so what
+//! the report contains is tested without drawing it.
+
+use app::model::ansi;
+use app::model::approval::{ApprovalView, Decision};
+use app::model::run_report::{abbreviate, jsonl_name, RunReport};
+use app::model::run_view::{AttemptView, Outcome, RunStepView};
+
+/// Output longer than this many lines is printed as its head and tail.
+pub const HEAD_LINES: usize = 40;
+pub const TAIL_LINES: usize = 20;
+
+/// A piece of the report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Title(String),
+    /// A section (Parameters, a step, Audit events, Chain).
+    Heading(String),
+    /// A smaller heading inside a section (an attempt, an approval).
+    Subheading(String),
+    /// `label`: `value`, the value wrapped beside the label.
+    Field {
+        label: String,
+        value: String,
+    },
+    /// Lines in the monospace font, exactly as they came (wrapped, never reflowed).
+    Mono(Vec<String>),
+    /// A small muted remark.
+    Note(String),
+    /// A result: good (green) or bad (red).
+    Verdict {
+        good: bool,
+        text: String,
+    },
+}
+
+fn field(label: &str, value: impl Into<String>) -> Block {
+    Block::Field {
+        label: label.to_string(),
+        value: value.into(),
+    }
+}
+
+/// Output as printed: escape sequences dropped, tabs expanded.
+fn printable(line: &str) -> String {
+    let plain: String = ansi::spans(line).into_iter().map(|s| s.text).collect();
+    let mut out = String::with_capacity(plain.len());
+    for c in plain.chars() {
+        match c {
+            '\t' => {
+                let pad = 8 - (out.chars().count() % 8);
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+            '\r' => {}
+            c if c.is_control() => out.push('�'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The report as blocks.
+pub fn blocks(report: &RunReport) -> Vec<Block> {
+    let run = &report.run;
+    let s = &run.summary;
+    let mut out = vec![
+        Block::Title(format!("Run #{} — {}", s.id, s.runbook_title)),
+        field("Runbook", s.runbook_id.clone()),
+        field("Runbook SHA-256", run.runbook_sha256.clone()),
+        field("Site", s.site.clone()),
+        field("State", format!("{:?}", s.state).to_lowercase()),
+        field("Started", format!("{} by {}", s.started_at, s.started_by)),
+        field(
+            "Finished",
+            s.finished_at
+                .clone()
+                .unwrap_or_else(|| "not finished".into()),
+        ),
+        field(
+            "Report",
+            format!(
+                "generated {} for {}; outputs whole in the attached {}",
+                report.generated_at,
+                report.generated_by,
+                jsonl_name(s.id)
+            ),
+        ),
+        Block::Heading("Parameters".into()),
+    ];
+    if run.parameters.is_empty() {
+        out.push(Block::Note("The runbook has no parameters.".into()));
+    }
+    for (name, value) in &run.parameters {
+        out.push(field(name, value.clone()));
+    }
+    if !run.captures.is_empty() {
+        out.push(Block::Heading("Captured values".into()));
+        for (name, value) in &run.captures {
+            out.push(field(name, value.clone()));
+        }
+    }
+    for step in &run.steps {
+        step_blocks(report, step, &mut out);
+    }
+    audit_blocks(report, &mut out);
+    out
+}
+
+fn step_blocks(report: &RunReport, step: &RunStepView, out: &mut Vec<Block>) {
+    let mut kind = step.kind.clone();
+    if step.destructive {
+        kind.push_str(", destructive");
+    }
+    out.push(Block::Heading(format!(
+        "Step {}. {} ({kind})",
+        step.position + 1,
+        step.title
+    )));
+    out.push(field("Step id", step.id.clone()));
+    out.push(field("State", step.state.as_str()));
+    if let Some((condition, holds)) = &step.when {
+        out.push(field(
+            "When",
+            format!(
+                "{condition} ({})",
+                if *holds { "holds" } else { "does not hold" }
+            ),
+        ));
+    }
+    if let Some(note) = &step.note {
+        let label = match step.state.as_str() {
+            "skipped" => "Skipped because",
+            _ => "Note",
+        };
+        out.push(field(label, note.clone()));
+    }
+    if step.attempts.is_empty() {
+        match &step.action {
+            Ok(action) => {
+                if let Some(host) = &action.host {
+                    out.push(field("Host", host.clone()));
+                }
+                out.push(field("Action", "(not run)"));
+                out.push(Block::Mono(action.text.lines().map(printable).collect()));
+            }
+            Err(why) => out.push(field("Action", format!("not rendered: {why}"))),
+        }
+    }
+    for approval in &step.approvals {
+        approval_blocks(approval, out);
+    }
+    for attempt in &step.attempts {
+        attempt_blocks(report, attempt, out);
+    }
+}
+
+fn approval_blocks(a: &ApprovalView, out: &mut Vec<Block>) {
+    out.push(Block::Subheading(format!(
+        "Approval #{} for attempt {} ({} of quorum {}): {}",
+        a.id,
+        a.attempt,
+        a.decisions
+            .iter()
+            .filter(|d| d.decision == Decision::Approve)
+            .count(),
+        a.quorum,
+        a.state.as_str()
+    )));
+    out.push(field(
+        "Requested",
+        format!("{} by {}", a.requested_at, a.requested_by),
+    ));
+    out.push(field("Justification", a.justification.clone()));
+    if let Some(host) = &a.host {
+        out.push(field("Host", host.clone()));
+    }
+    out.push(field("Action hash", a.action_hash.clone()));
+    out.push(Block::Mono(a.action.lines().map(printable).collect()));
+    for d in &a.decisions {
+        let verb = match d.decision {
+            Decision::Approve => "Approved",
+            Decision::Reject => "Rejected",
+        };
+        let mut value = format!("{} by {}: {}", d.at, d.by, d.text);
+        if let Some(reason) = &d.break_glass_reason {
+            value.push_str(&format!(" (own request, break-glass: {reason})"));
+        }
+        out.push(field(verb, value));
+    }
+    if let Some(expires) = &a.expires_at {
+        out.push(field("Valid until", expires.clone()));
+    }
+    if let Some(ended) = &a.ended_at {
+        let mut value = ended.clone();
+        if let Some(by) = &a.ended_by {
+            value.push_str(&format!(" by {by}"));
+        }
+        if let Some(reason) = &a.ended_reason {
+            value.push_str(&format!(": {reason}"));
+        }
+        out.push(field("Ended", value));
+    }
+}
+
+fn attempt_blocks(report: &RunReport, a: &AttemptView, out: &mut Vec<Block>) {
+    out.push(Block::Subheading(format!("Attempt {}", a.attempt)));
+    if let Some(host) = &a.host {
+        out.push(field("Host", host.clone()));
+    }
+    out.push(field(
+        "Started",
+        format!("{} by {}", a.started_at, a.started_by),
+    ));
+    out.push(field(
+        "Ended",
+        a.finished_at.clone().unwrap_or_else(|| "not ended".into()),
+    ));
+    if let Some(id) = a.approval_id {
+        out.push(field("Under approval", format!("#{id}")));
+    }
+    out.push(field("Action", ""));
+    out.push(Block::Mono(a.action.lines().map(printable).collect()));
+    match &a.outcome {
+        Some(o) => outcome_blocks(o, out),
+        None => out.push(field(
+            "Outcome",
+            "none recorded (still running or interrupted)",
+        )),
+    }
+    let text = app::model::run_report::output_text(a);
+    let digest = report.output_of(a.id);
+    if text.is_empty() {
+        out.push(field("Output", "none"));
+        return;
+    }
+    let cut = abbreviate(&text, HEAD_LINES, TAIL_LINES);
+    let mut lines: Vec<String> = cut.head.iter().map(|l| printable(l)).collect();
+    if cut.omitted_lines > 0 {
+        lines.push(format!(
+            "[… {} lines ({} bytes) left out here; see the attached JSONL …]",
+            cut.omitted_lines, cut.omitted_bytes
+        ));
+        lines.extend(cut.tail.iter().map(|l| printable(l)));
+    }
+    let summary = match digest {
+        Some(d) => format!(
+            "{} bytes, {} lines, SHA-256 {}{}",
+            d.bytes,
+            d.lines,
+            d.sha256,
+            if cut.omitted_lines > 0 {
+                " (abbreviated below)"
+            } else {
+                ""
+            }
+        ),
+        None => format!("{} bytes", text.len()),
+    };
+    out.push(field("Output", summary));
+    out.push(Block::Mono(lines));
+}
+
+fn outcome_blocks(o: &Outcome, out: &mut Vec<Block>) {
+    let mut result = format!(
+        "{} ({})",
+        if o.passed { "passed" } else { "failed" },
+        o.ending
+    );
+    if let Some(status) = o.exit_status {
+        result.push_str(&format!(", exit status {status}"));
+    }
+    if let Some(checks) = o.checks {
+        result.push_str(&format!(", {checks} checks"));
+    }
+    out.push(Block::Verdict {
+        good: o.passed,
+        text: format!("Outcome: {result}"),
+    });
+    if let Some(error) = &o.error {
+        out.push(field("Error", error.clone()));
+    }
+    for e in &o.expectations {
+        out.push(field(
+            if e.passed {
+                "Expected ✓"
+            } else {
+                "Expected ✗"
+            },
+            e.description.clone(),
+        ));
+    }
+    for (name, value) in &o.captures {
+        out.push(field(&format!("Captured {name}"), value.clone()));
+    }
+    for name in &o.missing_captures {
+        out.push(field(&format!("Captured {name}"), "(no match)"));
+    }
+    if let Some(observation) = &o.observation {
+        out.push(field("Observation", observation.clone()));
+    }
+    if let Some(t) = &o.transfer {
+        out.push(field(
+            "Transferred",
+            format!("{} bytes, SHA-256 {}", t.bytes, t.sha256),
+        ));
+    }
+}
+
+fn audit_blocks(report: &RunReport, out: &mut Vec<Block>) {
+    out.push(Block::Heading(format!(
+        "Audit events of run #{} ({})",
+        report.run.summary.id,
+        report.events.len()
+    )));
+    out.push(Block::Mono(
+        report
+            .events
+            .iter()
+            .map(|e| {
+                format!(
+                    "#{:<7} {} {:<12} {:<26} {}",
+                    e.id,
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.actor,
+                    e.action,
+                    e.subject
+                )
+            })
+            .collect(),
+    ));
+    let chain = &report.chain;
+    out.push(Block::Heading("Audit chain".into()));
+    if let Some(first) = &chain.first {
+        out.push(field(
+            "First event",
+            format!("#{} hash {}", first.id, first.hash),
+        ));
+    }
+    if let Some(last) = &chain.last {
+        out.push(field(
+            "Last event",
+            format!("#{} hash {}", last.id, last.hash),
+        ));
+    }
+    out.push(Block::Verdict {
+        good: chain.intact(),
+        text: chain.sentence(),
+    });
+    out.push(Block::Note(format!(
+        "To check this printed report later: `recovery-portal audit verify` checks the whole chain in the database, \
+         and the two hashes above must be those of the same event ids there. \
+         `recovery-portal audit verify --file {}` checks the attached file offline: every event's hash and link, \
+         and every attempt's output against its length and SHA-256.",
+        jsonl_name(report.run.summary.id)
+    )));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_drops_colours_and_expands_tabs() {
+        assert_eq!(printable("\u{1b}[32mOK\u{1b}[0m\tx\r"), "OK      x");
+        assert_eq!(printable("a\u{7}b"), "a�b");
+    }
+}
