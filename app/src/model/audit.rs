@@ -61,6 +61,12 @@ pub enum AuditAction {
     BreakGlassChanged,
     /// Audit events were exported (format and filters in the details).
     AuditExported,
+    /// An admin added a webhook or e-mail recipient to a site's notifications.
+    NotificationChannelAdded,
+    /// An admin removed one (its pending deliveries are cancelled).
+    NotificationChannelRemoved,
+    /// A notification could not be delivered in any of its attempts.
+    NotificationFailed,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
     /// Something happened to a request for approval.
@@ -99,7 +105,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 33] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -122,6 +128,9 @@ impl AuditAction {
         AuditAction::RunParameterChanged,
         AuditAction::BreakGlassChanged,
         AuditAction::AuditExported,
+        AuditAction::NotificationChannelAdded,
+        AuditAction::NotificationChannelRemoved,
+        AuditAction::NotificationFailed,
         AuditAction::Approval(ApprovalEvent::Requested),
         AuditAction::Approval(ApprovalEvent::Approved),
         AuditAction::Approval(ApprovalEvent::Rejected),
@@ -157,6 +166,9 @@ impl AuditAction {
             AuditAction::RunParameterChanged => "run.parameter_changed",
             AuditAction::BreakGlassChanged => "site.break_glass_changed",
             AuditAction::AuditExported => "audit.exported",
+            AuditAction::NotificationChannelAdded => "notification.channel_added",
+            AuditAction::NotificationChannelRemoved => "notification.channel_removed",
+            AuditAction::NotificationFailed => "notification.delivery_failed",
             AuditAction::Approval(event) => match event {
                 ApprovalEvent::Requested => "approval.requested",
                 ApprovalEvent::Approved => "approval.approved",

@@ -6,6 +6,7 @@ mod audit;
 mod errors;
 mod home;
 mod login;
+mod notifications;
 mod runbooks;
 mod runs;
 mod sites;
