@@ -419,8 +419,10 @@ impl Settings {
             Some(r) => {
                 let text = r.value.trim();
                 let scheme_ok = Url::parse(text)
-                    .map(|u| matches!(u.scheme(), "smtp" | "smtps")
-                        && u.host_str().is_some_and(|h| !h.is_empty()))
+                    .map(|u| {
+                        matches!(u.scheme(), "smtp" | "smtps")
+                            && u.host_str().is_some_and(|h| !h.is_empty())
+                    })
                     .unwrap_or(false);
                 if !scheme_ok || app::ssr::notify::email::check_relay(text).is_err() {
                     return Err(ConfigError::BadValue {
@@ -633,11 +635,9 @@ mod tests {
                 "{key}={value}: {err}"
             );
         }
-        let err = Settings::from_sources(
-            None,
-            &env(&[DB, ("PORTAL_SMTP_URL", "ftp://u:hunter2@h")]),
-        )
-        .unwrap_err();
+        let err =
+            Settings::from_sources(None, &env(&[DB, ("PORTAL_SMTP_URL", "ftp://u:hunter2@h")]))
+                .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 

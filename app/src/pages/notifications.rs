@@ -6,7 +6,9 @@ use crate::api::notifications::{get_notifications, AddEmail, AddWebhook, RemoveC
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::components::when;
 use crate::error::AppError;
-use crate::model::notification::{ChannelKind, ChannelView, DeliveryState, DeliveryView, NotificationsOverview};
+use crate::model::notification::{
+    ChannelKind, ChannelView, DeliveryState, DeliveryView, NotificationsOverview,
+};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -20,7 +22,10 @@ fn field_error(error: Option<AppError>, field: &str) -> Option<String> {
 
 /// The message under a field, when the last submission was wrong there.
 fn at_field(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
-    move || field_error(error.get(), field).map(|m| view! { <small class="field-error" role="alert">{m}</small> })
+    move || {
+        field_error(error.get(), field)
+            .map(|m| view! { <small class="field-error" role="alert">{m}</small> })
+    }
 }
 
 /// Errors that are not about one field (a site that does not exist, a role).
@@ -106,7 +111,11 @@ fn section(
     let no_sites = o.sites.is_empty();
     let (webhook_sites, email_sites) = (o.sites.clone(), o.sites.clone());
     let max_attempts = o.max_attempts;
-    let counts_class = if o.failed > 0 { "notice error" } else { "muted" };
+    let counts_class = if o.failed > 0 {
+        "notice error"
+    } else {
+        "muted"
+    };
     view! {
         <p>
             {match o.smtp_relay.clone() {

@@ -3,12 +3,12 @@
 //! an import of OpenSSH known_hosts lines, the lab's faults, and approval
 //! notifications (`super::notifications`).
 
+use super::notifications::NotificationsSection;
 use crate::api::approvals::SetBreakGlass;
 use crate::api::sites::{get_sites, ConfirmHostKey, DefineSite, ImportKnownHosts, SetLabFault};
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::components::when;
-use super::notifications::NotificationsSection;
 use crate::model::approval::BreakGlassView;
 use crate::model::site::{FaultView, SiteDetail};
 use crate::model::user::Me;

@@ -8,9 +8,7 @@
 use crate::helpers::*;
 use crate::lab_portal::*;
 use app::model::approval::ApprovalView;
-use app::model::notification::{
-    ChannelKind, DeliveryState, DeliveryView, NotificationsOverview,
-};
+use app::model::notification::{ChannelKind, DeliveryState, DeliveryView, NotificationsOverview};
 use app::model::run::StepState;
 use app::model::Role;
 use axum::extract::State;
@@ -118,11 +116,13 @@ async fn receiver(fail_first: usize, delay: Duration) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new().route("/hook", post(hook)).with_state(Behaviour {
-        got: got.clone(),
-        fail_first,
-        delay,
-    });
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(Behaviour {
+            got: got.clone(),
+            fail_first,
+            delay,
+        });
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         axum::serve(listener, app)
@@ -271,7 +271,11 @@ async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
         "bad signature {:?}",
         m.header("x-portal-signature")
     );
-    assert!(!signed("another secret, not the channel's", &m.body, m.header("x-portal-signature")));
+    assert!(!signed(
+        "another secret, not the channel's",
+        &m.body,
+        m.header("x-portal-signature")
+    ));
     assert_eq!(m.header("content-type"), "application/json");
     assert_eq!(m.header("x-portal-event"), "approval.requested");
     assert_eq!(m.header("x-portal-delivery-attempt"), "1");
@@ -355,7 +359,10 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
         decide(&sam, a.id, "approve", "go", None).await.status(),
         StatusCode::OK
     );
-    assert_eq!(run_under(&olga, run, 2, a.id).await.status(), StatusCode::OK);
+    assert_eq!(
+        run_under(&olga, run, 2, a.id).await.status(),
+        StatusCode::OK
+    );
     let v = settled(&olga, run, 2).await;
     assert_eq!(v.steps[2].state, StepState::Succeeded, "{}", output(&v, 2));
 
@@ -366,10 +373,21 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
         assert_eq!(m.body, got[0].body, "every attempt sends the same bytes");
         assert!(signed(SECRET, &m.body, m.header("x-portal-signature")));
         assert_eq!(m.header("x-portal-delivery-attempt"), (n + 1).to_string());
-        assert_eq!(m.header("x-portal-event-id"), got[0].header("x-portal-event-id"));
+        assert_eq!(
+            m.header("x-portal-event-id"),
+            got[0].header("x-portal-event-id")
+        );
     }
-    assert!(got[1].at - got[0].at >= Duration::from_millis(300), "{:?}", got[1].at - got[0].at);
-    assert!(got[2].at - got[1].at >= Duration::from_millis(600), "{:?}", got[2].at - got[1].at);
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(300),
+        "{:?}",
+        got[1].at - got[0].at
+    );
+    assert!(
+        got[2].at - got[1].at >= Duration::from_millis(600),
+        "{:?}",
+        got[2].at - got[1].at
+    );
 
     let o = overview_until(&ada, "two failed, one delivered", |o| {
         o.failed == 2 && o.pending == 0
@@ -396,7 +414,9 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
     // Each final failure is in the audit trail.
     let failed = audited(&p.app, "notification.delivery_failed").await;
     assert_eq!(failed.len(), 2, "{failed:?}");
-    assert!(failed.iter().all(|f| f["approval"] == a.id && f["attempts"] == 3));
+    assert!(failed
+        .iter()
+        .all(|f| f["approval"] == a.id && f["attempts"] == 3));
     // Only admins see deliveries.
     for who in [&olga, &sam] {
         assert_eq!(
@@ -412,7 +432,10 @@ async fn a_request_that_is_rolled_back_queues_nothing(pool: PgPool) {
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let hook = receiver(0, Duration::ZERO).await;
-    assert_eq!(add_webhook(&ada, "lab", &hook.url, SECRET).await.status(), StatusCode::OK);
+    assert_eq!(
+        add_webhook(&ada, "lab", &hook.url, SECRET).await.status(),
+        StatusCode::OK
+    );
     p.lab
         .state()
         .write_file("pcrfclient01", CRONTAB, b"")
@@ -428,7 +451,12 @@ async fn a_request_that_is_rolled_back_queues_nothing(pool: PgPool) {
     )
     .await;
     for position in 0..2 {
-        assert_eq!(command(&olga, run, position, "skip", "drill").await.status(), StatusCode::OK);
+        assert_eq!(
+            command(&olga, run, position, "skip", "drill")
+                .await
+                .status(),
+            StatusCode::OK
+        );
     }
 
     // The request's audit record cannot be written: the request rolls back, and
@@ -478,15 +506,14 @@ async fn a_request_that_is_rolled_back_queues_nothing(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn pending_deliveries_survive_a_restart_and_are_sent_once(pool: PgPool) {
     // The first attempt fails; the next is due in an hour.
-    let p = portal_with_lab_and(
-        pool.clone(),
-        &[("PORTAL_NOTIFY_RETRY_BASE_MS", "3600000")],
-    )
-    .await;
+    let p = portal_with_lab_and(pool.clone(), &[("PORTAL_NOTIFY_RETRY_BASE_MS", "3600000")]).await;
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let hook = receiver(1, Duration::ZERO).await;
-    assert_eq!(add_webhook(&ada, "lab", &hook.url, SECRET).await.status(), StatusCode::OK);
+    assert_eq!(
+        add_webhook(&ada, "lab", &hook.url, SECRET).await.status(),
+        StatusCode::OK
+    );
     let (_, a) = cron_request(&p, &olga, "before the restart").await;
     let o = overview_until(&ada, "first attempt failed", |o| {
         o.deliveries
@@ -496,7 +523,13 @@ async fn pending_deliveries_survive_a_restart_and_are_sent_once(pool: PgPool) {
     .await;
     let d = &o.deliveries[0];
     assert_eq!(d.state, DeliveryState::Pending);
-    assert!(d.last_error.as_deref().unwrap_or_default().contains("HTTP 500"), "{d:?}");
+    assert!(
+        d.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("HTTP 500"),
+        "{d:?}"
+    );
     assert!(d.next_attempt_at.is_some());
 
     // The portal stops; the hour passes.
@@ -576,9 +609,13 @@ async fn admins_manage_channels_with_field_errors_and_an_audit_trail(pool: PgPoo
     for (case, r, field, says) in cases {
         let (status, body) = error_text(r).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {body}");
-        let fields = body["Fields"].as_array().unwrap_or_else(|| panic!("{case}: {body}"));
+        let fields = body["Fields"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{case}: {body}"));
         assert!(
-            fields.iter().any(|f| f[0] == field && f[1].as_str().unwrap().contains(says)),
+            fields
+                .iter()
+                .any(|f| f[0] == field && f[1].as_str().unwrap().contains(says)),
             "{case}: {body}"
         );
     }
@@ -606,12 +643,23 @@ async fn admins_manage_channels_with_field_errors_and_an_audit_trail(pool: PgPoo
             ("/api/notifications/overview", vec![]),
             (
                 "/api/notifications/add_webhook",
-                vec![("site", "lab"), ("url", "https://evil.example.net/"), ("secret", SECRET)],
+                vec![
+                    ("site", "lab"),
+                    ("url", "https://evil.example.net/"),
+                    ("secret", SECRET),
+                ],
             ),
-            ("/api/notifications/add_email", vec![("site", "lab"), ("address", "me@evil.example.net")]),
+            (
+                "/api/notifications/add_email",
+                vec![("site", "lab"), ("address", "me@evil.example.net")],
+            ),
             ("/api/notifications/remove", vec![("id", "1")]),
         ] {
-            assert_eq!(b.call(path, &form).await.status(), StatusCode::FORBIDDEN, "{role} {path}");
+            assert_eq!(
+                b.call(path, &form).await.status(),
+                StatusCode::FORBIDDEN,
+                "{role} {path}"
+            );
         }
     }
     assert_eq!(overview(&ada).await.channels.len(), 2, "nothing changed");
@@ -691,11 +739,17 @@ async fn smtpd() -> Smtpd {
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         if let Ok(Some(status)) = server.child.try_wait() {
             panic!("aiosmtpd exited at start ({status}): is it installed in {python:?}?");
         }
-        assert!(Instant::now() < deadline, "aiosmtpd did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "aiosmtpd did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     server
@@ -736,8 +790,12 @@ fn parse_mail(raw: &str) -> (Vec<(String, String)>, String) {
         "base64" => {
             use base64::Engine;
             let compact: String = body.split_whitespace().collect();
-            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(compact).unwrap())
-                .unwrap()
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .unwrap(),
+            )
+            .unwrap()
         }
         _ => body.to_string(),
     };
@@ -750,7 +808,9 @@ fn quoted_printable(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         if let (b'=', Some(Ok(b))) = (bytes[i], hex.map(|h| u8::from_str_radix(h, 16))) {
             out.push(b);
             i += 3;
@@ -786,7 +846,10 @@ async fn an_email_reaches_the_recipient_through_a_real_smtp_server(pool: PgPool)
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let r = add_email(&ada, "lab", "oncall@example.net").await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    assert_eq!(overview(&ada).await.smtp_relay.as_deref(), Some(relay.as_str()));
+    assert_eq!(
+        overview(&ada).await.smtp_relay.as_deref(),
+        Some(relay.as_str())
+    );
 
     let (run, a) = cron_request(&p, &olga, "crontab lost in the VM rebuild").await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -800,7 +863,10 @@ async fn an_email_reaches_the_recipient_through_a_real_smtp_server(pool: PgPool)
     let (headers, body) = parse_mail(&raw);
     assert_eq!(header(&headers, "to"), "oncall@example.net", "{raw}");
     assert_eq!(header(&headers, "x-rcptto"), "oncall@example.net", "{raw}");
-    assert!(header(&headers, "from").contains("portal@example.net"), "{raw}");
+    assert!(
+        header(&headers, "from").contains("portal@example.net"),
+        "{raw}"
+    );
     assert_eq!(
         header(&headers, "subject"),
         format!("[Recovery Portal] Approval needed: Install the saved crontab on lab (run #{run})"),

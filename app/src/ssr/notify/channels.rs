@@ -49,7 +49,11 @@ pub async fn add(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else {
-        let label = if kind == ChannelKind::Webhook { "URL" } else { "Address" };
+        let label = if kind == ChannelKind::Webhook {
+            "URL"
+        } else {
+            "Address"
+        };
         return Err(AppError::Fields(vec![(
             field.into(),
             format!("{label}: {target} is already notified for site {site}"),
@@ -82,7 +86,11 @@ pub async fn remove(pool: &PgPool, id: i64, actor: &Actor) -> Result<String, Ser
     .bind(actor.as_column())
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| AppError::NotFound(format!("There is no notification channel {id}; reload the page.")))?;
+    .ok_or_else(|| {
+        AppError::NotFound(format!(
+            "There is no notification channel {id}; reload the page."
+        ))
+    })?;
     let site: String = row.try_get("site")?;
     let kind: String = row.try_get("kind")?;
     let target: String = row.try_get("target")?;

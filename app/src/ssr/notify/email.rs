@@ -53,7 +53,9 @@ impl Mailer {
         };
         let to = match Mailbox::from_str(&c.target) {
             Ok(to) => to,
-            Err(e) => return Attempt::Refused(format!("{:?} is not an e-mail address: {e}", c.target)),
+            Err(e) => {
+                return Attempt::Refused(format!("{:?} is not an e-mail address: {e}", c.target))
+            }
         };
         let message = Message::builder()
             .from(self.from.clone())
@@ -77,7 +79,9 @@ impl Mailer {
                 (self.timeout * 3).as_secs()
             )),
             Ok(Ok(_)) => Attempt::Delivered,
-            Ok(Err(e)) if e.is_permanent() => Attempt::Refused(format!("the SMTP relay refused it: {e}")),
+            Ok(Err(e)) if e.is_permanent() => {
+                Attempt::Refused(format!("the SMTP relay refused it: {e}"))
+            }
             Ok(Err(e)) if e.is_timeout() => Attempt::Failed(format!(
                 "the SMTP relay did not answer within {} s",
                 self.timeout.as_secs_f32()

@@ -83,7 +83,12 @@ pub fn event_id(mut bytes: [u8; 16]) -> String {
 
 impl ApprovalNotice {
     /// The notice of request `facts`, made at `at`, linking to `approvals_page`.
-    pub fn new(facts: RequestFacts, event_id: String, at: DateTime<Utc>, approvals_page: &str) -> Self {
+    pub fn new(
+        facts: RequestFacts,
+        event_id: String,
+        at: DateTime<Utc>,
+        approvals_page: &str,
+    ) -> Self {
         Self {
             event: APPROVAL_REQUESTED.to_string(),
             event_id,
@@ -252,7 +257,10 @@ mod tests {
         assert_eq!(v["step_title"], "Install the crontab");
         assert_eq!(v["step_number"], 3);
         assert_eq!(v["host"], "pcrfclient01");
-        assert_eq!(v["action"], "host=pcrfclient01\ncrontab /var/tmp/crontab.txt");
+        assert_eq!(
+            v["action"],
+            "host=pcrfclient01\ncrontab /var/tmp/crontab.txt"
+        );
         assert_eq!(v["action_hash"], "ab".repeat(32));
         assert_eq!(v["requested_by"], "olga");
         assert_eq!(v["justification"], "lost in the rebuild");
@@ -267,7 +275,9 @@ mod tests {
     fn the_body_is_stable_and_reads_back() {
         let n = notice();
         assert_eq!(n.body(), notice().body(), "same notice, same bytes");
-        assert!(n.body().starts_with(r#"{"event":"approval.requested","event_id":"#));
+        assert!(n
+            .body()
+            .starts_with(r#"{"event":"approval.requested","event_id":"#));
         assert_eq!(ApprovalNotice::from_body(&n.body()).unwrap(), n);
         assert!(ApprovalNotice::from_body("{").is_err());
     }
@@ -313,7 +323,10 @@ mod tests {
         let n = ApprovalNotice::new(f, "x".into(), Utc::now(), "http://p/approvals");
         assert!(n.text().contains("Host          (none"));
         assert!(n.text().contains("a supervisor other than olga"));
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&n.body()).unwrap()["host"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&n.body()).unwrap()["host"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
@@ -325,7 +338,13 @@ mod tests {
 
     #[test]
     fn the_approvals_page_is_under_the_public_url() {
-        assert_eq!(approvals_page("http://127.0.0.1:3000/"), "http://127.0.0.1:3000/approvals");
-        assert_eq!(approvals_page("https://p.example.net"), "https://p.example.net/approvals");
+        assert_eq!(
+            approvals_page("http://127.0.0.1:3000/"),
+            "http://127.0.0.1:3000/approvals"
+        );
+        assert_eq!(
+            approvals_page("https://p.example.net"),
+            "https://p.example.net/approvals"
+        );
     }
 }

@@ -69,7 +69,10 @@ impl std::fmt::Debug for NotifySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifySettings")
             .field("public_url", &self.public_url)
-            .field("smtp_relay", &self.smtp.as_ref().map(|s| redact_relay(&s.url)))
+            .field(
+                "smtp_relay",
+                &self.smtp.as_ref().map(|s| redact_relay(&s.url)),
+            )
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
             .finish()

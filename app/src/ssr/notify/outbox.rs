@@ -127,7 +127,11 @@ impl std::fmt::Debug for Claimed {
 
 /// Takes up to `limit` due deliveries of active channels, counting their attempt
 /// and leasing each for `lease`.
-pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claimed>, ServiceError> {
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, ServiceError> {
     let rows = sqlx::query(
         "WITH due AS ( \
              SELECT d.id FROM notification_deliveries d JOIN notification_channels c ON c.id = d.channel_id \

@@ -127,7 +127,11 @@ mod tests {
 
     #[test]
     fn a_good_webhook_is_normalised() {
-        let w = webhook(" https://Hooks.Example.NET:8443/portal?x=1 ", &format!(" {SECRET} ")).unwrap();
+        let w = webhook(
+            " https://Hooks.Example.NET:8443/portal?x=1 ",
+            &format!(" {SECRET} "),
+        )
+        .unwrap();
         assert_eq!(w.url, "https://hooks.example.net:8443/portal?x=1");
         assert_eq!(w.secret, SECRET);
         assert!(webhook("http://127.0.0.1:9000/hook", SECRET).is_ok());
@@ -137,10 +141,16 @@ mod tests {
     fn bad_urls_are_refused_at_the_url_field() {
         for (url, says) in [
             ("", "is required"),
-            ("ftp://example.net/x", "must start with https:// or http://, not ftp://"),
+            (
+                "ftp://example.net/x",
+                "must start with https:// or http://, not ftp://",
+            ),
             ("javascript:alert(1)", "must start with https://"),
             ("example.net/hook", "is not a URL"),
-            ("https://user:pw@example.net/", "must not hold a user name or password"),
+            (
+                "https://user:pw@example.net/",
+                "must not hold a user name or password",
+            ),
             ("https://example.net/#top", "#fragment"),
         ] {
             let errors = webhook(url, SECRET).unwrap_err();
@@ -154,11 +164,26 @@ mod tests {
     #[test]
     fn secrets_must_be_there_and_long_enough() {
         let e = webhook("https://example.net/", "   ").unwrap_err();
-        assert_eq!(e[0], ("secret".into(), "Secret: is required: the receiver checks each message's signature with it".into()));
+        assert_eq!(
+            e[0],
+            (
+                "secret".into(),
+                "Secret: is required: the receiver checks each message's signature with it".into()
+            )
+        );
         let e = webhook("https://example.net/", "short").unwrap_err();
-        assert!(e[0].1.contains("at least 16 characters (it has 5)"), "{e:?}");
-        assert_eq!(fields(webhook("https://example.net/", &"x".repeat(600))), ["secret"]);
-        assert_eq!(fields(webhook("https://example.net/", "0123456789abcdef\u{7}")), ["secret"]);
+        assert!(
+            e[0].1.contains("at least 16 characters (it has 5)"),
+            "{e:?}"
+        );
+        assert_eq!(
+            fields(webhook("https://example.net/", &"x".repeat(600))),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(webhook("https://example.net/", "0123456789abcdef\u{7}")),
+            ["secret"]
+        );
     }
 
     #[test]
@@ -169,7 +194,14 @@ mod tests {
     #[test]
     fn email_addresses() {
         assert_eq!(email(" oncall@example.net ").unwrap(), "oncall@example.net");
-        for bad in ["", "oncall", "oncall@", "@example.net", "On Call <oncall@example.net>", "a b@example.net"] {
+        for bad in [
+            "",
+            "oncall",
+            "oncall@",
+            "@example.net",
+            "On Call <oncall@example.net>",
+            "a b@example.net",
+        ] {
             let e = email(bad).unwrap_err();
             assert_eq!(e[0].0, "address", "{bad}");
             assert!(e[0].1.starts_with("Address: "), "{e:?}");

@@ -3,7 +3,9 @@
 //! the URL the admin gave, not for wherever it points.
 
 use super::outbox::{Attempt, Claimed};
-use super::signature::{self, ATTEMPT_HEADER, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::signature::{
+    self, ATTEMPT_HEADER, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use std::time::Duration;
 
 /// How much of a receiver's error answer is kept.
@@ -32,7 +34,10 @@ pub async fn send(http: &reqwest::Client, c: &Claimed, timeout: Duration) -> Att
         .header(EVENT_ID_HEADER, &c.event_id)
         .header(TIMESTAMP_HEADER, chrono::Utc::now().timestamp().to_string())
         .header(ATTEMPT_HEADER, c.attempt.to_string())
-        .header(SIGNATURE_HEADER, signature::sign(secret.as_bytes(), c.body.as_bytes()))
+        .header(
+            SIGNATURE_HEADER,
+            signature::sign(secret.as_bytes(), c.body.as_bytes()),
+        )
         .body(c.body.clone())
         .send()
         .await;
