@@ -411,6 +411,23 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
     assert_eq!(slow.got().len(), 3);
     assert_eq!(flaky.got().len(), 3);
 
+    // The Sites page shows the admin each delivery with its state and error.
+    let r = ada.get("/sites").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    for needle in [
+        "Approval notifications",
+        "2 failed for good, 0 waiting for an attempt",
+        "data-state=\"failed\"",
+        "data-state=\"delivered\"",
+        "cannot connect",
+        "3 of 3",
+        "…ests",
+    ] {
+        assert!(html.contains(needle), "{needle:?} missing from the Sites page");
+    }
+    assert!(!html.contains(SECRET));
+
     // Each final failure is in the audit trail.
     let failed = audited(&p.app, "notification.delivery_failed").await;
     assert_eq!(failed.len(), 2, "{failed:?}");
