@@ -89,6 +89,7 @@ pub struct DeliveryView {
     /// The id receivers dedupe by.
     pub event_id: String,
     pub approval_id: i64,
+    pub run_id: i64,
     pub site: String,
     pub kind: ChannelKind,
     pub target: String,

@@ -90,7 +90,7 @@ fn delivery_row(d: DeliveryView, max_attempts: u32) -> impl IntoView {
     view! {
         <tr class=class data-delivery=d.id.to_string() data-state=d.state.as_str()>
             <td data-label="#">{d.id}</td>
-            <td data-label="Request"><a href=format!("/approvals#approval-{}", d.approval_id)>{format!("approval #{}", d.approval_id)}</a>{format!(" · {}", d.site)}</td>
+            <td data-label="Request">{format!("approval #{} of ", d.approval_id)}<a href=format!("/runs/{}", d.run_id)>{format!("run #{}", d.run_id)}</a>{format!(" · {}", d.site)}</td>
             <td data-label="To"><code>{d.target.clone()}</code></td>
             <td data-label="State"><span class=format!("delivery-state state-{}", d.state.as_str())>{state_label(&d)}</span></td>
             <td data-label="Attempts">{format!("{} of {max_attempts}", d.attempts)}</td>

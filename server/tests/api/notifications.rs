@@ -315,7 +315,7 @@ async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
     .await;
     let d = delivery_to(&o, &hook.url);
     assert_eq!(d.attempts, 1);
-    assert_eq!(d.approval_id, a.id);
+    assert_eq!((d.approval_id, d.run_id), (a.id, run));
     assert_eq!(d.event_id, body["event_id"]);
     assert!(d.last_error.is_none() && d.next_attempt_at.is_none());
     assert_eq!((o.failed, o.pending), (0, 0));
@@ -424,7 +424,10 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
         "3 of 3",
         "…ests",
     ] {
-        assert!(html.contains(needle), "{needle:?} missing from the Sites page");
+        assert!(
+            html.contains(needle),
+            "{needle:?} missing from the Sites page"
+        );
     }
     assert!(!html.contains(SECRET));
 

@@ -113,9 +113,8 @@ impl ApprovalNotice {
     }
 
     /// The webhook's body: these exact bytes are stored, signed and sent.
-    pub fn body(&self) -> String {
-        // A struct of strings and integers always serialises.
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn body(&self) -> Result<String, String> {
+        serde_json::to_string(self).map_err(|e| format!("a notification does not serialise: {e}"))
     }
 
     /// Reads a stored body back (to write the e-mail from it).
@@ -245,7 +244,7 @@ mod tests {
 
     #[test]
     fn the_body_carries_every_fact_and_the_link() {
-        let v: serde_json::Value = serde_json::from_str(&notice().body()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&notice().body().unwrap()).unwrap();
         assert_eq!(v["event"], "approval.requested");
         assert_eq!(v["event_id"], "0b7e6b1c-2f1a-4c3e-9d4f-5a6b7c8d9e0f");
         assert_eq!(v["created_at"], "2026-11-27T10:30:00Z");
@@ -274,11 +273,16 @@ mod tests {
     #[test]
     fn the_body_is_stable_and_reads_back() {
         let n = notice();
-        assert_eq!(n.body(), notice().body(), "same notice, same bytes");
+        assert_eq!(
+            n.body().unwrap(),
+            notice().body().unwrap(),
+            "same notice, same bytes"
+        );
         assert!(n
             .body()
+            .unwrap()
             .starts_with(r#"{"event":"approval.requested","event_id":"#));
-        assert_eq!(ApprovalNotice::from_body(&n.body()).unwrap(), n);
+        assert_eq!(ApprovalNotice::from_body(&n.body().unwrap()).unwrap(), n);
         assert!(ApprovalNotice::from_body("{").is_err());
     }
 
@@ -324,7 +328,7 @@ mod tests {
         assert!(n.text().contains("Host          (none"));
         assert!(n.text().contains("a supervisor other than olga"));
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&n.body()).unwrap()["host"],
+            serde_json::from_str::<serde_json::Value>(&n.body().unwrap()).unwrap()["host"],
             serde_json::Value::Null
         );
     }

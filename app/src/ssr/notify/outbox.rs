@@ -82,7 +82,7 @@ pub async fn enqueue_approval(
     .bind(message::APPROVAL_REQUESTED)
     .bind(approval_id)
     .bind(&site)
-    .bind(notice.body())
+    .bind(notice.body().map_err(ServiceError::Internal)?)
     .fetch_one(&mut **tx)
     .await?;
     let queued = sqlx::query(
@@ -260,9 +260,10 @@ pub async fn next_due(pool: &PgPool) -> Result<Option<Duration>, ServiceError> {
 /// The latest deliveries, newest first.
 pub async fn recent(pool: &PgPool) -> Result<Vec<DeliveryView>, ServiceError> {
     let rows = sqlx::query(
-        "SELECT d.id, e.event_id, e.approval_id, e.site, c.kind, c.target, d.state, d.attempts, d.last_error, \
+        "SELECT d.id, e.event_id, e.approval_id, a.run_id, e.site, c.kind, c.target, d.state, d.attempts, d.last_error, \
          d.next_attempt_at, d.last_attempt_at, d.finished_at, d.created_at \
          FROM notification_deliveries d JOIN notification_events e ON e.id = d.event_id \
+         JOIN approval_requests a ON a.id = e.approval_id \
          JOIN notification_channels c ON c.id = d.channel_id ORDER BY d.id DESC LIMIT $1",
     )
     .bind(DELIVERIES_SHOWN)
@@ -280,6 +281,7 @@ pub async fn recent(pool: &PgPool) -> Result<Vec<DeliveryView>, ServiceError> {
                 id: r.try_get("id")?,
                 event_id: r.try_get("event_id")?,
                 approval_id: r.try_get("approval_id")?,
+                run_id: r.try_get("run_id")?,
                 site: r.try_get("site")?,
                 kind: ChannelKind::parse(&kind).ok_or_else(|| {
                     ServiceError::Internal(format!("notification_channels.kind {kind:?}"))
