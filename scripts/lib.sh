@@ -88,6 +88,23 @@ ensure_keystone() {
   "$venv/bin/pip" install -q --disable-pip-version-check $KEYSTONE_PIN
 }
 
+# A real SMTP server (aiosmtpd, from PyPI) for the approval e-mail test, in
+# target/aiosmtpd-venv; exports AIOSMTPD_PYTHON for the test. Pinned like Keystone.
+AIOSMTPD_PIN="aiosmtpd==1.4.6"
+ensure_aiosmtpd() {
+  local venv="$ROOT/target/aiosmtpd-venv"
+  if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    say "installing aiosmtpd from PyPI into target/aiosmtpd-venv"
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    rm -rf "$venv"
+    mkdir -p "$ROOT/target"
+    # Debian splits venv support out of python3.
+    python3 -m venv "$venv" >/dev/null 2>&1 || { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check $AIOSMTPD_PIN
+  fi
+  export AIOSMTPD_PYTHON="$venv/bin/python"
+}
+
 pg_bin() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

@@ -36,6 +36,17 @@ pub struct Settings {
     pub lab_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// The SMTP relay approval e-mails go through; none: no e-mail.
+    pub smtp_url: Option<SmtpUrl>,
+    /// The sender of approval e-mails.
+    pub smtp_from: String,
+    /// Attempts a notification gets, the first included.
+    pub notify_attempts: u32,
+    /// The wait after a notification's first failed attempt, in milliseconds;
+    /// it doubles after each further failure.
+    pub notify_retry_base_ms: u64,
+    /// Seconds a webhook receiver or the SMTP relay has to answer.
+    pub notify_timeout_seconds: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -53,6 +64,11 @@ impl fmt::Debug for Settings {
             .field("backup_store", &self.backup_store)
             .field("lab_dir", &self.lab_dir)
             .field("log_format", &self.log_format)
+            .field("smtp_url", &self.smtp_url)
+            .field("smtp_from", &self.smtp_from)
+            .field("notify_attempts", &self.notify_attempts)
+            .field("notify_retry_base_ms", &self.notify_retry_base_ms)
+            .field("notify_timeout_seconds", &self.notify_timeout_seconds)
             .finish()
     }
 }
@@ -89,6 +105,26 @@ impl fmt::Debug for DatabaseUrl {
         f.write_str(&self.redacted())
     }
 }
+
+/// An SMTP relay URL that may hold a password: never printed whole.
+#[derive(Clone)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    /// The full URL, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&app::ssr::notify::redact_relay(&self.0))
+    }
+}
+
+/// Default sender of approval e-mails.
+pub const DEFAULT_SMTP_FROM: &str = "Recovery Portal <recovery-portal@localhost>";
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +208,26 @@ const KEYS: &[Key] = &[
     Key {
         name: "log_format",
         expected: "`text` or `json`",
+    },
+    Key {
+        name: "smtp_url",
+        expected: "an SMTP relay URL such as smtp://127.0.0.1:25, smtps://user:password@mail.example.net or smtp://mail.example.net:587?tls=required",
+    },
+    Key {
+        name: "smtp_from",
+        expected: "a sender such as Recovery Portal <portal@example.net>",
+    },
+    Key {
+        name: "notify_attempts",
+        expected: "a whole number of attempts from 1 to 20 (default 6)",
+    },
+    Key {
+        name: "notify_retry_base_ms",
+        expected: "a whole number of milliseconds from 10 to 3600000 (default 30000: the wait after the first failure, doubled after each further one)",
+    },
+    Key {
+        name: "notify_timeout_seconds",
+        expected: "a whole number of seconds from 1 to 120 (default 10)",
     },
 ];
 
@@ -358,6 +414,44 @@ impl Settings {
             },
             None => LogFormat::Text,
         };
+        let smtp_url = match raw.get("smtp_url") {
+            Some(r) if r.value.trim().is_empty() => None,
+            Some(r) => {
+                let text = r.value.trim();
+                let scheme_ok = Url::parse(text)
+                    .map(|u| {
+                        matches!(u.scheme(), "smtp" | "smtps")
+                            && u.host_str().is_some_and(|h| !h.is_empty())
+                    })
+                    .unwrap_or(false);
+                if !scheme_ok || app::ssr::notify::email::check_relay(text).is_err() {
+                    return Err(ConfigError::BadValue {
+                        key: "smtp_url".into(),
+                        origin: r.origin.clone(),
+                        expected: KEYS
+                            .iter()
+                            .find(|k| k.name == "smtp_url")
+                            .map(|k| k.expected)
+                            .unwrap_or("")
+                            .to_string(),
+                        found: app::ssr::notify::redact_relay(text),
+                    });
+                }
+                Some(SmtpUrl(text.to_string()))
+            }
+            None => None,
+        };
+        let smtp_from = match raw.get("smtp_from") {
+            Some(r) => {
+                app::ssr::notify::email::parse_from(&r.value).map_err(|_| bad("smtp_from", r))?;
+                r.value.trim().to_string()
+            }
+            None => DEFAULT_SMTP_FROM.to_string(),
+        };
+        let small = |v: i64| u64::try_from(v).unwrap_or(0);
+        let notify_attempts = u32::try_from(int_in("notify_attempts", 6, 1..=20)?).unwrap_or(6);
+        let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
+        let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
         Ok(Settings {
             listen,
             public_url,
@@ -371,6 +465,11 @@ impl Settings {
             backup_store,
             lab_dir,
             log_format,
+            smtp_url,
+            smtp_from,
+            notify_attempts,
+            notify_retry_base_ms,
+            notify_timeout_seconds,
         })
     }
 
@@ -387,6 +486,24 @@ impl Settings {
     /// The public origin (`scheme://host[:port]`), for CSRF checks.
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
+    }
+
+    /// How approval notifications are sent.
+    pub fn notifications(&self) -> app::ssr::notify::NotifySettings {
+        use app::ssr::notify::{schedule::RetryPolicy, NotifySettings, SmtpSettings};
+        use std::time::Duration;
+        NotifySettings {
+            public_url: self.public_url.to_string(),
+            smtp: self.smtp_url.as_ref().map(|u| SmtpSettings {
+                url: u.expose().to_string(),
+                from: self.smtp_from.clone(),
+            }),
+            retry: RetryPolicy {
+                base: Duration::from_millis(self.notify_retry_base_ms),
+                max_attempts: self.notify_attempts,
+            },
+            timeout: Duration::from_secs(self.notify_timeout_seconds),
+        }
     }
 }
 
@@ -471,6 +588,57 @@ mod tests {
         let s = Settings::from_sources(None, &env(&[("DATABASE_URL", "postgres://u:secret@h/db")]))
             .unwrap();
         assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn notification_settings() {
+        let s = Settings::from_sources(None, &env(&[DB])).unwrap();
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.smtp_from, DEFAULT_SMTP_FROM);
+        let n = s.notifications();
+        assert_eq!(n.retry.max_attempts, 6);
+        assert_eq!(n.retry.base.as_secs(), 30);
+        assert_eq!(n.timeout.as_secs(), 10);
+        assert!(n.smtp.is_none());
+
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                DB,
+                ("PORTAL_SMTP_URL", "smtp://relay:secret@127.0.0.1:2525"),
+                ("PORTAL_SMTP_FROM", "Portal <portal@example.net>"),
+                ("PORTAL_NOTIFY_ATTEMPTS", "3"),
+                ("PORTAL_NOTIFY_RETRY_BASE_MS", "100"),
+                ("PORTAL_NOTIFY_TIMEOUT_SECONDS", "2"),
+            ]),
+        )
+        .unwrap();
+        let n = s.notifications();
+        assert_eq!(n.smtp.unwrap().from, "Portal <portal@example.net>");
+        assert_eq!(n.retry.max_attempts, 3);
+        assert_eq!(n.retry.base.as_millis(), 100);
+        assert_eq!(n.timeout.as_secs(), 2);
+        assert!(!format!("{s:?}").contains("secret"), "{s:?}");
+
+        for (key, value) in [
+            ("PORTAL_SMTP_URL", "http://127.0.0.1:2525"),
+            ("PORTAL_SMTP_URL", "smtp://"),
+            ("PORTAL_SMTP_FROM", "not an address"),
+            ("PORTAL_NOTIFY_ATTEMPTS", "0"),
+            ("PORTAL_NOTIFY_RETRY_BASE_MS", "5"),
+            ("PORTAL_NOTIFY_TIMEOUT_SECONDS", "600"),
+        ] {
+            let err = Settings::from_sources(None, &env(&[DB, (key, value)])).unwrap_err();
+            let name = key.trim_start_matches("PORTAL_").to_ascii_lowercase();
+            assert!(
+                matches!(err, ConfigError::BadValue { ref key, .. } if *key == name),
+                "{key}={value}: {err}"
+            );
+        }
+        let err =
+            Settings::from_sources(None, &env(&[DB, ("PORTAL_SMTP_URL", "ftp://u:hunter2@h")]))
+                .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

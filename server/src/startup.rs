@@ -130,6 +130,14 @@ impl Application {
             source,
         })?;
 
+        let mut notifications = settings.notifications();
+        // A public URL derived from `listen` on port 0 links to the port bound.
+        if let Ok(mut public) = url::Url::parse(&notifications.public_url) {
+            if public.port() == Some(0) && public.set_port(Some(addr.port())).is_ok() {
+                notifications.public_url = public.to_string();
+            }
+        }
+        let notifier = app::ssr::notify::Notifier::new(notifications)?;
         let state = AppState {
             pool: pool.clone(),
             auth: Arc::new(AuthSettings {
@@ -142,12 +150,16 @@ impl Application {
                 &runbooks,
                 executor,
                 chrono::Duration::seconds(settings.approval_validity_seconds),
+                notifier.clone(),
             ),
             sites,
             runbooks: Arc::new(runbooks),
+            notifier,
         };
 
         state.engine.spawn_expiry();
+        // Deliveries left pending by an earlier start are resumed at once.
+        state.notifier.spawn(pool.clone());
 
         let store = PostgresStore::new(pool.clone());
         store

@@ -7,6 +7,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod notifications;
 pub mod runbooks;
 pub mod runs;
 pub mod sites;

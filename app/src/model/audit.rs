@@ -111,6 +111,12 @@ pub enum AuditAction {
     ReportExported,
     /// The whole chain was verified (the result in the details).
     ChainVerified,
+    /// An admin added a webhook or e-mail recipient to a site's notifications.
+    NotificationChannelAdded,
+    /// An admin removed one (its pending deliveries are cancelled).
+    NotificationChannelRemoved,
+    /// A notification could not be delivered in any of its attempts.
+    NotificationFailed,
     /// Something happened to a step of a run.
     Step(crate::model::run::StepEvent),
     /// Something happened to a request for approval.
@@ -149,7 +155,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 32] = [
+    pub const ALL: [AuditAction; 35] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -174,6 +180,9 @@ impl AuditAction {
         AuditAction::AuditExported,
         AuditAction::ReportExported,
         AuditAction::ChainVerified,
+        AuditAction::NotificationChannelAdded,
+        AuditAction::NotificationChannelRemoved,
+        AuditAction::NotificationFailed,
         AuditAction::Approval(ApprovalEvent::Requested),
         AuditAction::Approval(ApprovalEvent::Approved),
         AuditAction::Approval(ApprovalEvent::Rejected),
@@ -211,6 +220,9 @@ impl AuditAction {
             AuditAction::AuditExported => "audit.exported",
             AuditAction::ReportExported => "report.exported",
             AuditAction::ChainVerified => "audit.verified",
+            AuditAction::NotificationChannelAdded => "notification.channel_added",
+            AuditAction::NotificationChannelRemoved => "notification.channel_removed",
+            AuditAction::NotificationFailed => "notification.delivery_failed",
             AuditAction::Approval(event) => match event {
                 ApprovalEvent::Requested => "approval.requested",
                 ApprovalEvent::Approved => "approval.approved",

@@ -127,7 +127,7 @@ fn request_card(
         .count();
     view! {
         <section class=format!("card approval-request{}", if a.break_glass || d.site_break_glass { " break-glass" } else { "" })
-            data-approval=a.id.to_string() data-run=a.run_id.to_string() data-step=a.step_id.clone()>
+            id=format!("approval-{}", a.id) data-approval=a.id.to_string() data-run=a.run_id.to_string() data-step=a.step_id.clone()>
             <h2>
                 {format!("Step {}: {}", a.position + 1, a.step_title)}
                 <span class="destructive-badge">"destructive"</span>

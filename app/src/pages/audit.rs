@@ -135,7 +135,7 @@ fn audit_page(query: Memo<ParamsMap>, events: Resource<Result<AuditEvents, AppEr
                     <label for="action">"Action"</label>
                     <select id="action" name="action">
                         <option value="" selected=move || action().is_empty()>"any action"</option>
-                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site.", "audit.", "report."].into_iter().map(|prefix| view! {
+                        {["auth.", "user.", "portal.", "run.", "step.", "approval.", "site.", "audit.", "report.", "notification."].into_iter().map(|prefix| view! {
                             <option value=prefix selected=move || action() == prefix>{format!("{prefix}*")}</option>
                         }).collect_view()}
                         {AuditAction::ALL.into_iter().map(|a| view! {

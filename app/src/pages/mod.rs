@@ -7,6 +7,7 @@ mod audit_chain;
 mod errors;
 mod home;
 mod login;
+mod notifications;
 mod run_report;
 mod runbooks;
 mod runs;

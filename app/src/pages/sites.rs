@@ -1,7 +1,9 @@
 //! `/sites` (admins): each site's hosts and trusted host keys, keys the portal was
 //! shown and refused (to confirm after comparing the fingerprint with the site),
-//! an import of OpenSSH known_hosts lines, and the lab's faults.
+//! an import of OpenSSH known_hosts lines, the lab's faults, and approval
+//! notifications (`super::notifications`).
 
+use super::notifications::NotificationsSection;
 use crate::api::approvals::SetBreakGlass;
 use crate::api::sites::{get_sites, ConfirmHostKey, DefineSite, ImportKnownHosts, SetLabFault};
 use crate::components::guard::Guarded;
@@ -177,6 +179,7 @@ pub fn SitesPage() -> impl IntoView {
                 </ActionForm>
                 <ActionResult value=define_result success="The site is added."/>
             </section>
+            <NotificationsSection/>
             <Transition fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
                 {move || Suspend::new(async move {
                     match overview.await {

@@ -53,10 +53,13 @@ pub struct NewRequest<'a> {
     pub quorum: u8,
     pub justification: &'a str,
     pub user_id: i64,
+    /// The approvals page, which notifications link to.
+    pub approvals_page: &'a str,
 }
 
-/// Records a request: the step moves to awaiting-approval in the same
-/// transaction. Returns the request's id.
+/// Records a request: the step moves to awaiting-approval, and its notifications
+/// are queued for the site's channels, in the same transaction. Returns the
+/// request's id.
 pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<i64, ServiceError> {
     let justification = r.justification.trim();
     if justification.is_empty() {
@@ -98,6 +101,7 @@ pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<
     .bind(r.user_id)
     .fetch_one(&mut *tx)
     .await?;
+    super::notify::outbox::enqueue_approval(&mut tx, id, r.approvals_page).await?;
     audit::append(
         &mut tx,
         NewEvent::new(

@@ -10,6 +10,8 @@
 //! - [`approvals`]: the approval gate of destructive steps, enforced in one place.
 //! - [`engine`]: executing runs: the operator's commands, the executor, outcomes.
 //! - [`live`]: live events of runs for open run pages.
+//! - [`notify`]: approval notifications by webhook and e-mail: each site's
+//!   channels, the outbox, and the worker that delivers with retries.
 //! - [`sites`]: sites for the admin: trusted host keys, the lab's faults.
 //! - [`catalogue`]: the loaded runbooks as the catalogue shows them.
 //! - [`bootstrap`]: the first administrator.
@@ -24,6 +26,7 @@ pub mod catalogue;
 pub mod engine;
 pub mod error;
 pub mod live;
+pub mod notify;
 pub mod passwords;
 pub mod report;
 pub mod respond;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub engine: Arc<super::engine::Engine>,
     /// The sites as the executor knows them.
     pub sites: Arc<dyn super::sites::SiteDirectory>,
+    /// Approval notifications (webhooks, e-mail).
+    pub notifier: Arc<super::notify::Notifier>,
 }
 
 /// The state provided to the current server function or page render.

@@ -21,6 +21,11 @@ pub struct LabPortal {
 }
 
 pub async fn portal_with_lab(pool: PgPool) -> LabPortal {
+    portal_with_lab_and(pool, &[]).await
+}
+
+/// [`portal_with_lab`] with extra `PORTAL_*` settings.
+pub async fn portal_with_lab_and(pool: PgPool, extra: &[(&str, &str)]) -> LabPortal {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
     let store = dir.path().join("store");
@@ -33,7 +38,7 @@ pub async fn portal_with_lab(pool: PgPool) -> LabPortal {
     let executor = SiteExecutor::new(sites, store.clone())
         .unwrap()
         .with_lab(lab.faults());
-    let app = spawn_app_on(pool, &[], Arc::new(executor)).await;
+    let app = spawn_app_on(pool, extra, Arc::new(executor)).await;
     LabPortal {
         app,
         lab,

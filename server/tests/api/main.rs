@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod keystone;
 mod lab_portal;
+mod notifications;
 mod openstack;
 mod pages;
 mod rehearsal;

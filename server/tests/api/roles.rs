@@ -176,6 +176,30 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         Admits::Roles(&[Role::Admin]),
         &[("fault", "host-down:qns01"), ("on", "true")],
     ),
+    (
+        "/api/notifications/overview",
+        Admits::Roles(&[Role::Admin]),
+        &[],
+    ),
+    (
+        "/api/notifications/add_webhook",
+        Admits::Roles(&[Role::Admin]),
+        &[
+            ("site", "nowhere"),
+            ("url", "https://hooks.example.net/portal"),
+            ("secret", "a secret of sixteen characters or more"),
+        ],
+    ),
+    (
+        "/api/notifications/add_email",
+        Admits::Roles(&[Role::Admin]),
+        &[("site", "nowhere"), ("address", "oncall@example.net")],
+    ),
+    (
+        "/api/notifications/remove",
+        Admits::Roles(&[Role::Admin]),
+        &[("id", "999999")],
+    ),
 ];
 
 #[test]

@@ -90,6 +90,7 @@ async fn start_approved(
             quorum: 1,
             justification: "the crontab was lost",
             user_id: olga.0,
+            approvals_page: "http://127.0.0.1:3000/approvals",
         },
         olga.1,
     )

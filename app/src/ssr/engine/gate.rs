@@ -76,6 +76,7 @@ impl Engine {
         let action = render_now(&ctx.step, ctx.position, &ctx.record)?;
         let (canonical, hash) = fingerprinted(&ctx.record, &ctx.step.id, &action);
         let host = host_of(&action);
+        let approvals_page = self.notifier.approvals_page();
         approvals::request(
             &self.pool,
             NewRequest {
@@ -90,10 +91,12 @@ impl Engine {
                 quorum: ctx.step.approvals.max(1),
                 justification,
                 user_id,
+                approvals_page: &approvals_page,
             },
             actor,
         )
         .await?;
+        self.notifier.queued();
         self.published(ctx.run_id);
         Ok(())
     }

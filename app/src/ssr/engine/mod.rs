@@ -76,6 +76,8 @@ pub struct Engine {
     /// The last progress reading of each attempt that reported one, by attempt
     /// id; kept in memory only (the output has the lines, the run the result).
     progress: Mutex<BTreeMap<i64, Progress>>,
+    /// Tells approvers of new requests.
+    notifier: Arc<super::notify::Notifier>,
 }
 
 /// How many attempts' progress readings are remembered.
@@ -116,12 +118,14 @@ fn conflict(message: impl Into<String>) -> ServiceError {
 
 impl Engine {
     /// An engine over `pool` that knows `runbooks` and reaches sites through
-    /// `executor`; approvals stay valid for `approval_validity` once given.
+    /// `executor`; approvals stay valid for `approval_validity` once given, and
+    /// requests for approval are notified through `notifier`.
     pub fn new(
         pool: PgPool,
         runbooks: &[Runbook],
         executor: Arc<dyn Executor>,
         approval_validity: chrono::Duration,
+        notifier: Arc<super::notify::Notifier>,
     ) -> Arc<Self> {
         let current: HashMap<String, Arc<Runbook>> = runbooks
             .iter()
@@ -141,6 +145,7 @@ impl Engine {
             approvals: tokio::sync::broadcast::channel(64).0,
             approval_validity,
             progress: Mutex::new(BTreeMap::new()),
+            notifier,
         })
     }
 
