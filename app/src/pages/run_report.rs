@@ -34,7 +34,10 @@ fn approval(a: ApprovalView) -> impl IntoView {
                 {field("Action hash", view! { <code>{a.action_hash.clone()}</code> })}
                 {a.decisions.iter().map(|d| {
                     let label = match d.decision { Decision::Approve => "Approved", Decision::Reject => "Rejected" };
-                    let mut text = format!("{} by {}: {}", d.at, d.by, d.text);
+                    let mut text = format!("{} by {}", d.at, d.by);
+                    if !d.text.trim().is_empty() {
+                        text.push_str(&format!(": {}", d.text));
+                    }
                     if let Some(r) = &d.break_glass_reason {
                         text.push_str(&format!(" (own request, break-glass: {r})"));
                     }

@@ -181,7 +181,10 @@ fn approval_blocks(a: &ApprovalView, out: &mut Vec<Block>) {
             Decision::Approve => "Approved",
             Decision::Reject => "Rejected",
         };
-        let mut value = format!("{} by {}: {}", d.at, d.by, d.text);
+        let mut value = format!("{} by {}", d.at, d.by);
+        if !d.text.trim().is_empty() {
+            value.push_str(&format!(": {}", d.text));
+        }
         if let Some(reason) = &d.break_glass_reason {
             value.push_str(&format!(" (own request, break-glass: {reason})"));
         }
