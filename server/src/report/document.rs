@@ -368,3 +368,199 @@ mod tests {
         assert_eq!(printable("a\u{7}b"), "a�b");
     }
 }
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use app::model::approval::{ApprovalState, DecisionView};
+    use app::model::run::{RunState, StepState};
+    use app::model::run_report::{ChainCheck, ChainVerdict, EventRef, OutputDigest};
+    use app::model::run_view::{ActionView, OutputChunk, RunSummary, RunView};
+    use std::collections::BTreeMap;
+
+    fn report(output: &str) -> RunReport {
+        let attempt = AttemptView {
+            id: 41,
+            attempt: 1,
+            host: Some("pcrfclient01".into()),
+            action: "kind=shell\ncommand=crontab x".into(),
+            started_by: "olga".into(),
+            started_at: "2026-11-27T10:00:00Z".into(),
+            finished_at: Some("2026-11-27T10:00:01Z".into()),
+            approval_id: Some(3),
+            outcome: Some(Outcome {
+                passed: true,
+                exit_status: Some(0),
+                ending: "exited".into(),
+                ..Outcome::default()
+            }),
+            output: vec![OutputChunk {
+                seq: 0,
+                stderr: false,
+                text: output.into(),
+            }],
+            progress: None,
+        };
+        let approval = ApprovalView {
+            id: 3,
+            run_id: 9,
+            position: 0,
+            step_id: "install".into(),
+            step_title: "Install".into(),
+            site: "lab".into(),
+            host: Some("pcrfclient01".into()),
+            attempt: 1,
+            state: ApprovalState::Used,
+            quorum: 1,
+            requested_by: "olga".into(),
+            requested_by_id: 2,
+            requested_at: "2026-11-27T09:59:00Z".into(),
+            justification: "lost its crontab".into(),
+            action: "crontab x".into(),
+            action_hash: "ab".repeat(32),
+            runbook_sha256: "cd".repeat(32),
+            decisions: vec![DecisionView {
+                by: "sam".into(),
+                decision: Decision::Approve,
+                text: "go ahead".into(),
+                at: "2026-11-27T09:59:30Z".into(),
+                break_glass_reason: None,
+            }],
+            expires_at: None,
+            ended_at: None,
+            ended_by: None,
+            ended_reason: None,
+            break_glass: false,
+        };
+        let step = RunStepView {
+            position: 0,
+            id: "install".into(),
+            title: "Install".into(),
+            kind: "ssh".into(),
+            destructive: true,
+            state: StepState::Succeeded,
+            instructions: String::new(),
+            when: None,
+            action: Ok(ActionView {
+                host: Some("pcrfclient01".into()),
+                text: "crontab x".into(),
+            }),
+            observation: None,
+            note: None,
+            actions: vec![],
+            blocked: None,
+            attempts: vec![attempt],
+            approvals_needed: 1,
+            approvals: vec![approval],
+        };
+        RunReport {
+            run: RunView {
+                summary: RunSummary {
+                    id: 9,
+                    runbook_id: "restore-cron".into(),
+                    runbook_title: "4. Restore cron jobs".into(),
+                    site: "lab".into(),
+                    state: RunState::Completed,
+                    started_by: "olga".into(),
+                    started_at: "2026-11-27T09:58:00Z".into(),
+                    finished_at: Some("2026-11-27T10:00:02Z".into()),
+                    steps: 1,
+                    steps_done: 1,
+                    current: None,
+                },
+                runbook_sha256: "cd".repeat(32),
+                parameters: BTreeMap::from([("target".into(), "pcrfclient01".into())]),
+                captures: BTreeMap::new(),
+                steps: vec![step],
+                current: None,
+                break_glass: None,
+            },
+            outputs: vec![OutputDigest {
+                attempt_id: 41,
+                bytes: output.len() as u64,
+                lines: output.lines().count() as u64,
+                sha256: "ef".repeat(32),
+            }],
+            events: vec![],
+            chain: ChainCheck {
+                first: Some(EventRef {
+                    id: 1,
+                    hash: "01".repeat(32),
+                }),
+                last: Some(EventRef {
+                    id: 5,
+                    hash: "05".repeat(32),
+                }),
+                checked: 5,
+                verdict: ChainVerdict::Intact,
+            },
+            generated_at: "2026-11-27T11:00:00Z".into(),
+            generated_by: "ann".into(),
+        }
+    }
+
+    fn mono_lines(blocks: &[Block]) -> Vec<String> {
+        blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Mono(lines) => Some(lines.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn long_output_is_printed_as_head_and_tail_with_its_digest() {
+        let output: String = (1..=500).map(|i| format!("row {i}\n")).collect();
+        let blocks = blocks(&report(&output));
+        let lines = mono_lines(&blocks);
+        assert!(lines.contains(&"row 1".to_string()));
+        assert!(lines.contains(&format!("row {HEAD_LINES}")));
+        assert!(!lines.contains(&format!("row {}", HEAD_LINES + 1)));
+        assert!(lines.contains(&"row 500".to_string()));
+        let omitted = 500 - HEAD_LINES - TAIL_LINES;
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("[… {omitted} lines"))),
+            "{lines:?}"
+        );
+        assert!(blocks.contains(&Block::Field {
+            label: "Output".into(),
+            value: format!(
+                "{} bytes, 500 lines, SHA-256 {} (abbreviated below)",
+                output.len(),
+                "ef".repeat(32)
+            ),
+        }));
+    }
+
+    #[test]
+    fn the_approval_chain_and_the_chain_hashes_are_in_the_report() {
+        let blocks = blocks(&report("ok\n"));
+        let fields: Vec<(String, String)> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Field { label, value } => Some((label.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        let has =
+            |label: &str, value: &str| fields.iter().any(|(l, v)| l == label && v.contains(value));
+        assert!(has("target", "pcrfclient01"));
+        assert!(has("Requested", "by olga"));
+        assert!(has("Justification", "lost its crontab"));
+        assert!(has("Approved", "by sam: go ahead"));
+        assert!(has("Under approval", "#3"));
+        assert!(has("First event", &"01".repeat(32)));
+        assert!(has("Last event", &"05".repeat(32)));
+        assert!(blocks.contains(&Block::Verdict {
+            good: true,
+            text: "Audit chain verified intact from event 1 to event 5 (5 events checked).".into()
+        }));
+        // Short output is whole, with no marker.
+        assert!(mono_lines(&blocks).contains(&"ok".to_string()));
+        assert!(!mono_lines(&blocks).iter().any(|l| l.starts_with("[…")));
+    }
+}

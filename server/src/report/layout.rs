@@ -355,7 +355,7 @@ mod tests {
     fn prose_wraps_at_spaces_and_breaks_long_words() {
         let lines = wrap(&Fixed, Face::Regular, 10.0, "aaa bbb ccc", 42.0);
         assert_eq!(lines, vec!["aaa bbb", "ccc"]);
-        let lines = wrap(&Fixed, Face::Regular, 10.0, "abcdefghij", 30.0);
+        let lines = wrap(&Fixed, Face::Regular, 10.0, "abcdefghij", 31.0);
         assert_eq!(lines, vec!["abcde", "fghij"]);
     }
 
