@@ -431,6 +431,8 @@ test.describe.serial('Wizard on the lab', () => {
     await expect(page).toHaveURL(new RegExp(`/runs/${cronRun}$`));
     await page.getByTestId('open-report').click();
     await expect(page).toHaveURL(new RegExp(`/runs/${cronRun}/report$`));
+    // Loaded afresh too: the server's page hydrates in the browser.
+    await page.reload();
     await page.locator('body[data-hydrated]').waitFor();
     await expect(page.getByTestId('report-parameters')).toContainText('pcrfclient01');
     const approvals = page.getByTestId('report-approval');
@@ -458,9 +460,18 @@ test.describe.serial('Wizard on the lab', () => {
     await expect(tail.locator('table.audit-table')).toContainText('report.exported', { timeout: 15_000 });
     await expect(tail.locator('table.audit-table tbody tr')).toHaveCount(1);
 
+    // One event of the run, opened from its report, with its hash checked.
+    await page.locator('table.audit-table tbody tr').first().locator('a').first().click();
+    await expect(page).toHaveURL(/\/audit\/events\/\d+$/);
+    await page.reload();
+    await page.locator('body[data-hydrated]').waitFor();
+    await expect(page.getByTestId('event-hash-check')).toHaveText('matches the stored hash');
+    await expect(page.locator('table.fields')).toContainText('run.started');
+
     // The whole chain verified from the page, with its result kept.
     await page.goto('/audit/verify');
     await page.locator('body[data-hydrated]').waitFor();
+    await expect(page.getByTestId('verify-result')).toHaveText('The chain has not been verified yet.');
     await page.getByTestId('verify-start').click();
     await expect(page.getByTestId('verify-result')).toContainText('Intact: all', { timeout: 30_000 });
     await expect(page.getByTestId('verify-result')).toContainText('by ann');

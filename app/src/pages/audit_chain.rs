@@ -132,7 +132,7 @@ fn event_view(d: AuditEventDetail) -> AnyView {
                 {d.next.map(|n| view! { <a href=format!("/audit/events/{n}")>"next event →"</a> })}
             </p>
             <h1>{format!("Audit event {id}")}</h1>
-            <table class="fields">
+            <table class="fields"><tbody>
                 <tr><th scope="row">"Time"</th><td>{e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)}</td></tr>
                 <tr><th scope="row">"Actor"</th><td>{e.actor.clone()}</td></tr>
                 <tr><th scope="row">"Action"</th><td><code>{e.action.clone()}</code></td></tr>
@@ -153,7 +153,7 @@ fn event_view(d: AuditEventDetail) -> AnyView {
                         None => view! { <td class="bad">"the event before it is missing"</td> }.into_any(),
                     }}
                 </tr>
-            </table>
+            </tbody></table>
             <h2>"Details"</h2>
             <pre class="action">{e.details.clone()}</pre>
         </section>

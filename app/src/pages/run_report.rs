@@ -27,7 +27,7 @@ fn approval(a: ApprovalView) -> impl IntoView {
     view! {
         <div class="report-approval" data-testid="report-approval">
             <h4>{format!("Approval #{} for attempt {} ({approvals} of quorum {}): {}", a.id, a.attempt, a.quorum, a.state.as_str())}</h4>
-            <table class="fields">
+            <table class="fields"><tbody>
                 {field("Requested", format!("{} by {}", a.requested_at, a.requested_by))}
                 {field("Justification", a.justification.clone())}
                 {a.host.clone().map(|h| field("Host", h))}
@@ -50,7 +50,7 @@ fn approval(a: ApprovalView) -> impl IntoView {
                     if let Some(r) = &a.ended_reason { text.push_str(&format!(": {r}")); }
                     field("Ended", text)
                 })}
-            </table>
+            </tbody></table>
             <pre class="action">{a.action.clone()}</pre>
         </div>
     }
@@ -63,7 +63,7 @@ fn attempt(report: &RunReport, a: AttemptView) -> impl IntoView {
     view! {
         <div class="report-attempt" data-testid="report-attempt">
             <h4>{format!("Attempt {}", a.attempt)}</h4>
-            <table class="fields">
+            <table class="fields"><tbody>
                 {a.host.clone().map(|h| field("Host", h))}
                 {field("Started", format!("{} by {}", a.started_at, a.started_by))}
                 {field("Ended", a.finished_at.clone().unwrap_or_else(|| "not ended".into()))}
@@ -86,7 +86,7 @@ fn attempt(report: &RunReport, a: AttemptView) -> impl IntoView {
                     }
                 }}
                 {digest.map(|d| field("Output", format!("{} bytes, {} lines, SHA-256 {}", d.bytes, d.lines, d.sha256)))}
-            </table>
+            </tbody></table>
             <pre class="action">{a.action.clone()}</pre>
             {(!output.is_empty()).then(|| view! { <pre class="output report-output">{output}</pre> })}
         </div>
@@ -105,12 +105,12 @@ fn step(report: &RunReport, s: RunStepView) -> impl IntoView {
     view! {
         <section class="report-step" data-testid="report-step">
             <h3>{format!("Step {}. {} ({kind})", s.position + 1, s.title)}</h3>
-            <table class="fields">
+            <table class="fields"><tbody>
                 {field("Step id", s.id.clone())}
                 {field("State", s.state.as_str())}
                 {s.when.clone().map(|(c, holds)| field("When", format!("{c} ({})", if holds { "holds" } else { "does not hold" })))}
                 {s.note.clone().map(|n| field(if s.state.as_str() == "skipped" { "Skipped because" } else { "Note" }, n))}
-            </table>
+            </tbody></table>
             {unrun}
             {s.approvals.clone().into_iter().map(approval).collect_view()}
             {s.attempts.clone().into_iter().map(|a| attempt(report, a)).collect_view()}
@@ -137,7 +137,7 @@ fn report_view(r: RunReport) -> AnyView {
                 " · "
                 <a href=format!("/audit?run={id}")>"Its audit trail"</a>
             </p>
-            <table class="fields">
+            <table class="fields"><tbody>
                 {field("Runbook", s.runbook_id.clone())}
                 {field("Runbook SHA-256", view! { <code>{r.run.runbook_sha256.clone()}</code> })}
                 {field("Site", s.site.clone())}
@@ -145,16 +145,16 @@ fn report_view(r: RunReport) -> AnyView {
                 {field("Started", format!("{} by {}", s.started_at, s.started_by))}
                 {field("Finished", s.finished_at.clone().unwrap_or_else(|| "not finished".into()))}
                 {field("Report", format!("generated {} for {}", r.generated_at, r.generated_by))}
-            </table>
+            </tbody></table>
             <h2>"Parameters"</h2>
-            <table class="fields" data-testid="report-parameters">
+            <table class="fields" data-testid="report-parameters"><tbody>
                 {r.run.parameters.iter().map(|(k, v)| view! { <tr><th scope="row">{k.clone()}</th><td><code>{v.clone()}</code></td></tr> }).collect_view()}
-            </table>
+            </tbody></table>
             {(!r.run.captures.is_empty()).then(|| view! {
                 <h2>"Captured values"</h2>
-                <table class="fields">
+                <table class="fields"><tbody>
                     {r.run.captures.iter().map(|(k, v)| view! { <tr><th scope="row">{k.clone()}</th><td><code>{v.clone()}</code></td></tr> }).collect_view()}
-                </table>
+                </tbody></table>
             })}
             <h2>"Steps"</h2>
             {r.run.steps.clone().into_iter().map(|s| step(&r, s)).collect_view()}
@@ -174,10 +174,10 @@ fn report_view(r: RunReport) -> AnyView {
                 </tbody>
             </table>
             <h2>"Audit chain"</h2>
-            <table class="fields" data-testid="report-chain">
+            <table class="fields" data-testid="report-chain"><tbody>
                 {chain.first.clone().map(|e| field("First event", view! { {format!("#{} ", e.id)} <code>{e.hash}</code> }))}
                 {chain.last.clone().map(|e| field("Last event", view! { {format!("#{} ", e.id)} <code>{e.hash}</code> }))}
-            </table>
+            </tbody></table>
             <p class=if chain.intact() { "verdict good" } else { "verdict bad" } data-testid="report-verdict">{chain.sentence()}</p>
         </section>
     }
