@@ -361,3 +361,53 @@ async fn the_live_tail_announces_matching_events_as_they_are_written(pool: PgPoo
         .unwrap();
     assert_eq!(actor, "later");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
+    use app::model::audit::AuditAction;
+    use app::ssr::audit::{self, Actor, NewEvent};
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..3_000 {
+        audit::append(
+            &mut tx,
+            NewEvent::new(
+                &Actor::System,
+                AuditAction::PortalStarted,
+                "portal",
+                serde_json::json!({ "n": n }),
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let by = Actor::User("ann".into());
+    let (id, new) = audit::verification::begin(&pool, &by).await.unwrap();
+    assert!(new);
+    // A second start joins the running verification instead of starting another.
+    assert_eq!(
+        audit::verification::begin(&pool, &by).await.unwrap(),
+        (id, false)
+    );
+    let mut readings = Vec::new();
+    let v = audit::verification::run(&pool, id, &by, |n| readings.push(n))
+        .await
+        .unwrap();
+    assert_eq!(readings, vec![1_000, 2_000, 3_000]);
+    assert_eq!(
+        (v.state.as_str(), v.checked, v.total),
+        ("intact", 3_000, 3_000)
+    );
+    // Finished, a new one can start; one the portal left running is failed at start.
+    let (again, new) = audit::verification::begin(&pool, &by).await.unwrap();
+    assert!(new && again > id);
+    assert_eq!(
+        audit::verification::abandon_running(&pool).await.unwrap(),
+        1
+    );
+    let s = audit::verification::status(&pool).await.unwrap();
+    let last = s.last_finished.unwrap();
+    assert_eq!(last.id, again);
+    assert_eq!(last.state, "failed");
+    assert!(last.reason.unwrap().contains("stopped"));
+}

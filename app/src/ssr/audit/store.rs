@@ -198,8 +198,11 @@ pub async fn verify_range(pool: &PgPool, from: i64, to: i64) -> Result<VerifyRep
     })
 }
 
+/// How many events a verification checks between two progress readings.
+pub const PROGRESS_STEP: u64 = 1_000;
+
 /// Walks the whole chain in id order, streaming rows (constant memory), and calls
-/// `progress` with the number of events checked every 10,000 events.
+/// `progress` with the number of events checked every [`PROGRESS_STEP`] events.
 pub async fn verify(
     pool: &PgPool,
     mut progress: impl FnMut(u64),
@@ -219,7 +222,7 @@ pub async fn verify(
                 broken: Some(broken),
             });
         }
-        if verifier.checked() % 10_000 == 0 {
+        if verifier.checked().is_multiple_of(PROGRESS_STEP) {
             progress(verifier.checked());
         }
     }
