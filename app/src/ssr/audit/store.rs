@@ -129,6 +129,10 @@ pub struct VerifyReport {
     pub broken: Option<ChainBreak>,
 }
 
+/// Every column of `audit_events`, for the verifiers.
+const COLUMNS: &str =
+    "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events";
+
 /// An event and its stored hash, from a row with every column.
 pub(super) fn chained_from_row(
     row: &sqlx::postgres::PgRow,
@@ -147,10 +151,29 @@ pub(super) fn chained_from_row(
     ))
 }
 
+/// Feeds the rows (in id order) to `verifier` until the first break, calling
+/// `progress` every [`PROGRESS_STEP`] events.
+async fn walk(
+    mut rows: futures_util::stream::BoxStream<'_, Result<sqlx::postgres::PgRow, sqlx::Error>>,
+    mut verifier: ChainVerifier,
+    mut progress: impl FnMut(u64),
+) -> Result<(ChainVerifier, Option<ChainBreak>), ServiceError> {
+    use futures_util::TryStreamExt;
+    while let Some(row) = rows.try_next().await? {
+        let (event, hash) = chained_from_row(&row)?;
+        if let Err(broken) = verifier.push(&event, &hash) {
+            return Ok((verifier, Some(broken)));
+        }
+        if verifier.checked().is_multiple_of(PROGRESS_STEP) {
+            progress(verifier.checked());
+        }
+    }
+    Ok((verifier, None))
+}
+
 /// Verifies events `from..=to`: each one's hash, and each link, starting from the
 /// stored hash of event `from - 1` (so a changed first event is caught too).
 pub async fn verify_range(pool: &PgPool, from: i64, to: i64) -> Result<VerifyReport, ServiceError> {
-    use futures_util::TryStreamExt;
     let anchor: Option<String> = if from <= 1 {
         Some(GENESIS_HASH.to_string())
     } else {
@@ -169,27 +192,15 @@ pub async fn verify_range(pool: &PgPool, from: i64, to: i64) -> Result<VerifyRep
             }),
         });
     };
-    let mut verifier = ChainVerifier::resume(from, anchor);
-    let mut rows = sqlx::query(
-        "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events \
-         WHERE id BETWEEN $1 AND $2 ORDER BY id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        let (event, hash) = chained_from_row(&row)?;
-        if let Err(broken) = verifier.push(&event, &hash) {
-            return Ok(VerifyReport {
-                checked: verifier.checked(),
-                head: verifier.head().to_string(),
-                broken: Some(broken),
-            });
-        }
-    }
-    let broken = (verifier.checked() < (to - from + 1).max(0) as u64).then(|| ChainBreak::Gap {
-        expected: from + verifier.checked() as i64,
-        found: to,
+    let sql = format!("{COLUMNS} WHERE id BETWEEN $1 AND $2 ORDER BY id");
+    let rows = sqlx::query(&sql).bind(from).bind(to).fetch(pool);
+    let (verifier, broken) = walk(rows, ChainVerifier::resume(from, anchor), |_| {}).await?;
+    // Events missing at the end of the range do not show as a gap in the rows.
+    let broken = broken.or_else(|| {
+        (verifier.checked() < (to - from + 1).max(0) as u64).then(|| ChainBreak::Gap {
+            expected: from + verifier.checked() as i64,
+            found: to,
+        })
     });
     Ok(VerifyReport {
         checked: verifier.checked(),
@@ -205,30 +216,14 @@ pub const PROGRESS_STEP: u64 = 1_000;
 /// `progress` with the number of events checked every [`PROGRESS_STEP`] events.
 pub async fn verify(
     pool: &PgPool,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<VerifyReport, ServiceError> {
-    use futures_util::TryStreamExt;
-    let mut verifier = ChainVerifier::default();
-    let mut rows = sqlx::query(
-        "SELECT id, at, actor, action, subject, details, prev_hash, hash FROM audit_events ORDER BY id",
-    )
-    .fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        let (event, hash) = chained_from_row(&row)?;
-        if let Err(broken) = verifier.push(&event, &hash) {
-            return Ok(VerifyReport {
-                checked: verifier.checked(),
-                head: verifier.head().to_string(),
-                broken: Some(broken),
-            });
-        }
-        if verifier.checked().is_multiple_of(PROGRESS_STEP) {
-            progress(verifier.checked());
-        }
-    }
+    let sql = format!("{COLUMNS} ORDER BY id");
+    let rows = sqlx::query(&sql).fetch(pool);
+    let (verifier, broken) = walk(rows, ChainVerifier::default(), progress).await?;
     Ok(VerifyReport {
         checked: verifier.checked(),
         head: verifier.head().to_string(),
-        broken: None,
+        broken,
     })
 }
