@@ -74,7 +74,13 @@ pub async fn verify_chain() -> Result<i64, AppError> {
 pub async fn show_run_report(id: i64) -> Result<crate::model::run_report::RunReport, AppError> {
     let caller = require::<ReadAudit>().await?;
     let state = app_state()?;
-    let built =
-        crate::ssr::report::build(&state.engine, &state.pool, id, &caller.user().username).await?;
+    let built = crate::ssr::report::build(
+        &state.engine,
+        &state.pool,
+        id,
+        &caller.user().username,
+        false,
+    )
+    .await?;
     Ok(built.report)
 }

@@ -71,6 +71,16 @@ pub struct AuditEventDetail {
     pub next: Option<i64>,
 }
 
+/// The run an event belongs to, from its subject (`run:12`, `run:12/step:x`).
+pub fn run_of_subject(subject: &str) -> Option<i64> {
+    subject
+        .strip_prefix("run:")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// How many events a page shows.
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
@@ -252,5 +262,17 @@ impl AuditAction {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_name_their_run() {
+        assert_eq!(run_of_subject("run:12/step:x/approval:3"), Some(12));
+        assert_eq!(run_of_subject("run:7"), Some(7));
+        assert_eq!(run_of_subject("user:olga"), None);
     }
 }

@@ -94,6 +94,66 @@ impl ChainCheck {
     }
 }
 
+/// An outcome in one line: "passed (exited), exit status 0, 3 checks".
+pub fn outcome_line(o: &super::run_view::Outcome) -> String {
+    let mut line = format!(
+        "{} ({})",
+        if o.passed { "passed" } else { "failed" },
+        o.ending
+    );
+    if let Some(status) = o.exit_status {
+        line.push_str(&format!(", exit status {status}"));
+    }
+    if let Some(checks) = o.checks {
+        line.push_str(&format!(", {checks} checks"));
+    }
+    line
+}
+
+/// A supervisor's decision: its label ("Approved", "Rejected") and its line.
+pub fn decision_line(d: &super::approval::DecisionView) -> (&'static str, String) {
+    let label = match d.decision {
+        super::approval::Decision::Approve => "Approved",
+        super::approval::Decision::Reject => "Rejected",
+    };
+    let mut line = format!("{} by {}", d.at, d.by);
+    if !d.text.trim().is_empty() {
+        line.push_str(&format!(": {}", d.text));
+    }
+    if let Some(reason) = &d.break_glass_reason {
+        line.push_str(&format!(" (own request, break-glass: {reason})"));
+    }
+    (label, line)
+}
+
+/// How a request ended, if it did: when, by whom, why.
+pub fn ended_line(a: &super::approval::ApprovalView) -> Option<String> {
+    let mut line = a.ended_at.clone()?;
+    if let Some(by) = &a.ended_by {
+        line.push_str(&format!(" by {by}"));
+    }
+    if let Some(reason) = &a.ended_reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    Some(line)
+}
+
+/// A request's heading: "Approval #3 for attempt 1 (1 of quorum 1): used".
+pub fn approval_heading(a: &super::approval::ApprovalView) -> String {
+    let approvals = a
+        .decisions
+        .iter()
+        .filter(|d| d.decision == super::approval::Decision::Approve)
+        .count();
+    format!(
+        "Approval #{} for attempt {} ({approvals} of quorum {}): {}",
+        a.id,
+        a.attempt,
+        a.quorum,
+        a.state.as_str()
+    )
+}
+
 /// The whole output of an attempt: every chunk's text in order.
 pub fn output_text(attempt: &AttemptView) -> String {
     attempt.output.iter().map(|c| c.text.as_str()).collect()

@@ -9,7 +9,7 @@ use crate::components::guard::Guarded;
 use crate::components::live::follow_changes;
 use crate::components::notice::ErrorBox;
 use crate::error::AppError;
-use crate::model::audit::{AuditAction, AuditEventView, AuditPage as AuditEvents};
+use crate::model::audit::{run_of_subject, AuditAction, AuditEventView, AuditPage as AuditEvents};
 use crate::model::audit_query::{percent_encode, FILTERS};
 use crate::model::user::Me;
 use leptos::prelude::*;
@@ -19,18 +19,8 @@ use leptos_router::hooks::use_query_map;
 use leptos_router::params::ParamsMap;
 use std::collections::BTreeMap;
 
-/// The run an event belongs to, from its subject (`run:12/step:x`).
-fn run_of(subject: &str) -> Option<i64> {
-    subject
-        .strip_prefix("run:")?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn event_row(e: AuditEventView) -> impl IntoView {
-    let run = run_of(&e.subject);
+    let run = run_of_subject(&e.subject);
     view! {
         <tr data-event=e.id>
             <td data-label="#"><a href=format!("/audit/events/{}", e.id)>{e.id}</a></td>
@@ -216,16 +206,4 @@ pub fn AuditPage() -> impl IntoView {
         }
     });
     view! { <Guarded view=move |_me: Me| audit_page(query, events)/> }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::run_of;
-
-    #[test]
-    fn events_name_their_run() {
-        assert_eq!(run_of("run:12/step:x/approval:3"), Some(12));
-        assert_eq!(run_of("run:7"), Some(7));
-        assert_eq!(run_of("user:olga"), None);
-    }
 }

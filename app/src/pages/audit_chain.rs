@@ -7,7 +7,9 @@ use crate::api::audit::{chain_verification, show_audit_event, VerifyChain};
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::error::AppError;
-use crate::model::audit::{AuditEventDetail, ChainVerification, VerificationStatus};
+use crate::model::audit::{
+    run_of_subject, AuditEventDetail, ChainVerification, VerificationStatus,
+};
 use crate::model::user::Me;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -118,11 +120,7 @@ pub fn VerifyChainPage() -> impl IntoView {
 fn event_view(d: AuditEventDetail) -> AnyView {
     let e = d.event;
     let id = e.id;
-    let run = e
-        .subject
-        .strip_prefix("run:")
-        .and_then(|r| r.split('/').next())
-        .and_then(|r| r.parse::<i64>().ok());
+    let run = run_of_subject(&e.subject);
     view! {
         <Title text=format!("Audit event {id} · Recovery Portal")/>
         <section class="card">

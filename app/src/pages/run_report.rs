@@ -6,8 +6,11 @@ use crate::api::audit::show_run_report;
 use crate::components::guard::Guarded;
 use crate::components::notice::ErrorBox;
 use crate::error::AppError;
-use crate::model::approval::{ApprovalView, Decision};
-use crate::model::run_report::{jsonl_name, output_text, pdf_name, RunReport};
+use crate::model::approval::ApprovalView;
+use crate::model::run_report::{
+    approval_heading, decision_line, ended_line, jsonl_name, outcome_line, output_text, pdf_name,
+    RunReport,
+};
 use crate::model::run_view::{AttemptView, RunStepView};
 use crate::model::user::Me;
 use leptos::prelude::*;
@@ -19,37 +22,20 @@ fn field(label: &'static str, value: impl IntoView) -> impl IntoView {
 }
 
 fn approval(a: ApprovalView) -> impl IntoView {
-    let approvals = a
-        .decisions
-        .iter()
-        .filter(|d| d.decision == Decision::Approve)
-        .count();
     view! {
         <div class="report-approval" data-testid="report-approval">
-            <h4>{format!("Approval #{} for attempt {} ({approvals} of quorum {}): {}", a.id, a.attempt, a.quorum, a.state.as_str())}</h4>
+            <h4>{approval_heading(&a)}</h4>
             <table class="fields"><tbody>
                 {field("Requested", format!("{} by {}", a.requested_at, a.requested_by))}
                 {field("Justification", a.justification.clone())}
                 {a.host.clone().map(|h| field("Host", h))}
                 {field("Action hash", view! { <code>{a.action_hash.clone()}</code> })}
                 {a.decisions.iter().map(|d| {
-                    let label = match d.decision { Decision::Approve => "Approved", Decision::Reject => "Rejected" };
-                    let mut text = format!("{} by {}", d.at, d.by);
-                    if !d.text.trim().is_empty() {
-                        text.push_str(&format!(": {}", d.text));
-                    }
-                    if let Some(r) = &d.break_glass_reason {
-                        text.push_str(&format!(" (own request, break-glass: {r})"));
-                    }
-                    field(label, text)
+                    let (label, line) = decision_line(d);
+                    field(label, line)
                 }).collect_view()}
                 {a.expires_at.clone().map(|e| field("Valid until", e))}
-                {a.ended_at.clone().map(|e| {
-                    let mut text = e;
-                    if let Some(by) = &a.ended_by { text.push_str(&format!(" by {by}")); }
-                    if let Some(r) = &a.ended_reason { text.push_str(&format!(": {r}")); }
-                    field("Ended", text)
-                })}
+                {ended_line(&a).map(|e| field("Ended", e))}
             </tbody></table>
             <pre class="action">{a.action.clone()}</pre>
         </div>
@@ -71,11 +57,8 @@ fn attempt(report: &RunReport, a: AttemptView) -> impl IntoView {
                 {match outcome {
                     None => field("Outcome", "none recorded (still running or interrupted)".to_string()).into_any(),
                     Some(o) => {
-                        let mut result = format!("{} ({})", if o.passed { "passed" } else { "failed" }, o.ending);
-                        if let Some(s) = o.exit_status { result.push_str(&format!(", exit status {s}")); }
-                        if let Some(c) = o.checks { result.push_str(&format!(", {c} checks")); }
                         view! {
-                            <tr><th scope="row">"Outcome"</th><td class=if o.passed { "good" } else { "bad" }>{result}</td></tr>
+                            <tr><th scope="row">"Outcome"</th><td class=if o.passed { "good" } else { "bad" }>{outcome_line(&o)}</td></tr>
                             {o.error.clone().map(|e| field("Error", e))}
                             {o.expectations.iter().map(|e| field(if e.passed { "Expected ✓" } else { "Expected ✗" }, e.description.clone())).collect_view()}
                             {o.captures.iter().map(|(k, v)| view! { <tr><th scope="row">{format!("Captured {k}")}</th><td><code>{v.clone()}</code></td></tr> }).collect_view()}

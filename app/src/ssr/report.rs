@@ -18,25 +18,30 @@ use std::collections::BTreeMap;
 /// A report and its attachment.
 pub struct Built {
     pub report: RunReport,
-    /// The attached JSONL, whole.
+    /// The attached JSONL, whole (empty when not asked for).
     pub jsonl: String,
 }
 
-/// The report of run `run_id`, generated for `by`.
+/// The report of run `run_id`, generated for `by`, with its JSONL when `attach`
+/// (the PDF and the download need it; the page does not).
 pub async fn build(
     engine: &Engine,
     pool: &PgPool,
     run_id: i64,
     by: &str,
+    attach: bool,
 ) -> Result<Built, ServiceError> {
     let run = engine.view(run_id).await?;
     let events = query::of_run(pool, run_id).await?;
     let chain = check_chain(pool, &events).await?;
 
-    let filters = BTreeMap::from([("run".to_string(), run_id.to_string())]);
-    let mut jsonl = export::jsonl_header(&filters);
-    for (e, hash) in &events {
-        jsonl.push_str(&export::jsonl_line(e, hash));
+    let mut jsonl = String::new();
+    if attach {
+        let filters = BTreeMap::from([("run".to_string(), run_id.to_string())]);
+        jsonl.push_str(&export::jsonl_header(&filters));
+        for (e, hash) in &events {
+            jsonl.push_str(&export::jsonl_line(e, hash));
+        }
     }
     let mut outputs = Vec::new();
     for step in &run.steps {
@@ -48,6 +53,9 @@ pub async fn build(
                 lines: text.lines().count() as u64,
                 sha256: export::output_sha256(&text),
             });
+            if !attach {
+                continue;
+            }
             jsonl.push_str(&export::jsonl_attempt_line(
                 json!({
                     "attempt_id": attempt.id,
@@ -64,10 +72,12 @@ pub async fn build(
             ));
         }
     }
-    jsonl.push_str(&export::jsonl_trailer(
-        events.len() as u64,
-        events.last().map(|(_, h)| h.as_str()),
-    ));
+    if attach {
+        jsonl.push_str(&export::jsonl_trailer(
+            events.len() as u64,
+            events.last().map(|(_, h)| h.as_str()),
+        ));
+    }
     let report = RunReport {
         run,
         outputs,

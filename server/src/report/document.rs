@@ -2,8 +2,10 @@
 //! the report contains is tested without drawing it.
 
 use app::model::ansi;
-use app::model::approval::{ApprovalView, Decision};
-use app::model::run_report::{abbreviate, jsonl_name, RunReport};
+use app::model::approval::ApprovalView;
+use app::model::run_report::{
+    abbreviate, approval_heading, decision_line, ended_line, jsonl_name, outcome_line, RunReport,
+};
 use app::model::run_view::{AttemptView, Outcome, RunStepView};
 
 /// Output longer than this many lines is printed as its head and tail.
@@ -155,17 +157,7 @@ fn step_blocks(report: &RunReport, step: &RunStepView, out: &mut Vec<Block>) {
 }
 
 fn approval_blocks(a: &ApprovalView, out: &mut Vec<Block>) {
-    out.push(Block::Subheading(format!(
-        "Approval #{} for attempt {} ({} of quorum {}): {}",
-        a.id,
-        a.attempt,
-        a.decisions
-            .iter()
-            .filter(|d| d.decision == Decision::Approve)
-            .count(),
-        a.quorum,
-        a.state.as_str()
-    )));
+    out.push(Block::Subheading(approval_heading(a)));
     out.push(field(
         "Requested",
         format!("{} by {}", a.requested_at, a.requested_by),
@@ -177,31 +169,14 @@ fn approval_blocks(a: &ApprovalView, out: &mut Vec<Block>) {
     out.push(field("Action hash", a.action_hash.clone()));
     out.push(Block::Mono(a.action.lines().map(printable).collect()));
     for d in &a.decisions {
-        let verb = match d.decision {
-            Decision::Approve => "Approved",
-            Decision::Reject => "Rejected",
-        };
-        let mut value = format!("{} by {}", d.at, d.by);
-        if !d.text.trim().is_empty() {
-            value.push_str(&format!(": {}", d.text));
-        }
-        if let Some(reason) = &d.break_glass_reason {
-            value.push_str(&format!(" (own request, break-glass: {reason})"));
-        }
-        out.push(field(verb, value));
+        let (label, line) = decision_line(d);
+        out.push(field(label, line));
     }
     if let Some(expires) = &a.expires_at {
         out.push(field("Valid until", expires.clone()));
     }
-    if let Some(ended) = &a.ended_at {
-        let mut value = ended.clone();
-        if let Some(by) = &a.ended_by {
-            value.push_str(&format!(" by {by}"));
-        }
-        if let Some(reason) = &a.ended_reason {
-            value.push_str(&format!(": {reason}"));
-        }
-        out.push(field("Ended", value));
+    if let Some(ended) = ended_line(a) {
+        out.push(field("Ended", ended));
     }
 }
 
@@ -264,20 +239,9 @@ fn attempt_blocks(report: &RunReport, a: &AttemptView, out: &mut Vec<Block>) {
 }
 
 fn outcome_blocks(o: &Outcome, out: &mut Vec<Block>) {
-    let mut result = format!(
-        "{} ({})",
-        if o.passed { "passed" } else { "failed" },
-        o.ending
-    );
-    if let Some(status) = o.exit_status {
-        result.push_str(&format!(", exit status {status}"));
-    }
-    if let Some(checks) = o.checks {
-        result.push_str(&format!(", {checks} checks"));
-    }
     out.push(Block::Verdict {
         good: o.passed,
-        text: format!("Outcome: {result}"),
+        text: format!("Outcome: {}", outcome_line(o)),
     });
     if let Some(error) = &o.error {
         out.push(field("Error", error.clone()));
@@ -372,7 +336,7 @@ mod tests {
 #[cfg(test)]
 mod report_tests {
     use super::*;
-    use app::model::approval::{ApprovalState, DecisionView};
+    use app::model::approval::{ApprovalState, Decision, DecisionView};
     use app::model::run::{RunState, StepState};
     use app::model::run_report::{ChainCheck, ChainVerdict, EventRef, OutputDigest};
     use app::model::run_view::{ActionView, OutputChunk, RunSummary, RunView};

@@ -30,7 +30,7 @@ async fn built(
     format: &str,
 ) -> Result<Built, Response> {
     let who = caller::<ReadAudit>(state, session).await?;
-    let built = app::ssr::report::build(&state.engine, &state.pool, id, &who)
+    let built = app::ssr::report::build(&state.engine, &state.pool, id, &who, true)
         .await
         .map_err(|e| {
             let e = AppError::from(e);

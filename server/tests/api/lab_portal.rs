@@ -86,12 +86,18 @@ pub async fn command(
     .await
 }
 
-/// Waits until step `position` is no longer running.
+/// Waits until step `position` is no longer running and the engine has skipped
+/// the steps after it whose `when` does not hold (it does so just after
+/// recording the outcome, in a transaction of its own).
 pub async fn settled(b: &Browser, run: i64, position: usize) -> RunView {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = show(b, run).await;
-        if v.steps[position].state != StepState::Running {
+        let skip_pending = v.current.is_some_and(|c| {
+            let s = &v.steps[c];
+            s.state == StepState::Pending && matches!(s.when, Some((_, false)))
+        });
+        if v.steps[position].state != StepState::Running && !skip_pending {
             return v;
         }
         assert!(Instant::now() < deadline, "step {position} still running");
