@@ -174,6 +174,9 @@ pub enum UserCommand {
     },
     /// Change a user's role (operator, supervisor, auditor or admin).
     Role { name: String, role: String },
+    /// Forget a user's failed sign-ins (from every address), so that no wait is
+    /// left for them.
+    Unlock { name: String },
 }
 
 /// How a password is given on the command line: never as an argument, where it

@@ -47,6 +47,12 @@ pub struct Settings {
     pub notify_retry_base_ms: u64,
     /// Seconds a webhook receiver or the SMTP relay has to answer.
     pub notify_timeout_seconds: u64,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: app::ssr::client::TrustedProxies,
+    /// Minutes a site's break glass stays on once switched on.
+    pub break_glass_minutes: i64,
+    /// Hours a request for approval may wait for its decisions before it expires.
+    pub approval_request_hours: i64,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +75,9 @@ impl fmt::Debug for Settings {
             .field("notify_attempts", &self.notify_attempts)
             .field("notify_retry_base_ms", &self.notify_retry_base_ms)
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("break_glass_minutes", &self.break_glass_minutes)
+            .field("approval_request_hours", &self.approval_request_hours)
             .finish()
     }
 }
@@ -229,6 +238,18 @@ const KEYS: &[Key] = &[
         name: "notify_timeout_seconds",
         expected: "a whole number of seconds from 1 to 120 (default 10)",
     },
+    Key {
+        name: "trusted_proxies",
+        expected: "IP addresses or CIDR ranges of reverse proxies, comma-separated (or a TOML array), such as 127.0.0.1, 10.0.0.0/24",
+    },
+    Key {
+        name: "break_glass_minutes",
+        expected: "a whole number of minutes from 1 to 1440 (default 60)",
+    },
+    Key {
+        name: "approval_request_hours",
+        expected: "a whole number of hours from 1 to 168 (default 24)",
+    },
 ];
 
 /// A raw value and where it came from.
@@ -283,6 +304,15 @@ impl Settings {
                 let value = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Array(items)
+                        if items.iter().all(|i| matches!(i, toml::Value::String(_))) =>
+                    {
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
                     other => {
                         return Err(ConfigError::BadValue {
                             key: name,
@@ -452,6 +482,27 @@ impl Settings {
         let notify_attempts = u32::try_from(int_in("notify_attempts", 6, 1..=20)?).unwrap_or(6);
         let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
         let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
+        let trusted_proxies = match raw.get("trusted_proxies") {
+            Some(r) => {
+                let entries: Vec<&str> = r
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                app::ssr::client::TrustedProxies::parse(&entries).map_err(|why| {
+                    ConfigError::BadValue {
+                        key: "trusted_proxies".into(),
+                        origin: r.origin.clone(),
+                        expected: format!("IP addresses or CIDR ranges, comma-separated ({why})"),
+                        found: r.value.clone(),
+                    }
+                })?
+            }
+            None => app::ssr::client::TrustedProxies::default(),
+        };
+        let break_glass_minutes = int_in("break_glass_minutes", 60, 1..=1440)?;
+        let approval_request_hours = int_in("approval_request_hours", 24, 1..=168)?;
         Ok(Settings {
             listen,
             public_url,
@@ -470,6 +521,9 @@ impl Settings {
             notify_attempts,
             notify_retry_base_ms,
             notify_timeout_seconds,
+            trusted_proxies,
+            break_glass_minutes,
+            approval_request_hours,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
-use crate::web::{audit_export, csrf, health, live, page_guard, run_report};
+use crate::web::{audit_export, client, csrf, health, live, page_guard, run_report};
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
 use app::{shell, App};
@@ -149,15 +149,25 @@ impl Application {
                 pool.clone(),
                 &runbooks,
                 executor,
-                chrono::Duration::seconds(settings.approval_validity_seconds),
+                app::ssr::approvals::ApprovalTimes {
+                    validity: chrono::Duration::seconds(settings.approval_validity_seconds),
+                    decide_within: chrono::Duration::hours(settings.approval_request_hours),
+                    break_glass_for: chrono::Duration::minutes(settings.break_glass_minutes),
+                },
                 notifier.clone(),
             ),
             sites,
             runbooks: Arc::new(runbooks),
             notifier,
+            sign_in_gate: Arc::new(app::ssr::throttle::SignInGate::for_this_machine()),
         };
 
         state.engine.spawn_expiry();
+        app::ssr::throttle::spawn_housekeeping(
+            pool.clone(),
+            state.auth.throttle.per_user_and_address.window,
+            std::time::Duration::from_secs(60),
+        );
         // Deliveries left pending by an earlier start are resumed at once.
         state.notifier.spawn(pool.clone());
 
@@ -242,6 +252,13 @@ impl Application {
                 public_origin,
                 csrf::protect,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(client::ClientSettings {
+                    trusted_proxies: settings.trusted_proxies.clone(),
+                    https_by_default: settings.secure_cookies(),
+                }),
+                client::identify,
+            ))
             .layer(TraceLayer::new_for_http());
 
         Ok(Self { listener, router })
@@ -257,9 +274,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 

@@ -86,3 +86,12 @@ pub async fn change_user_role(username: String, role: String) -> Result<UserSumm
     let role = users::parse_role(&role)?;
     Ok(users::set_role(&state.pool, &admin.user().actor(), &username, role).await?)
 }
+
+/// Forgets a user's failed sign-ins, so that no wait is left for them. Answers how
+/// many were forgotten.
+#[server(prefix = "/api", endpoint = "users/unlock")]
+pub async fn unlock_user(username: String) -> Result<u64, AppError> {
+    let admin = require::<ManageUsers>().await?;
+    let state = app_state()?;
+    Ok(users::unlock(&state.pool, &admin.user().actor(), &username).await?)
+}

@@ -92,6 +92,14 @@ pub enum AuditAction {
     SignIn,
     SignInFailed,
     SignInThrottled,
+    /// How many sign-ins on one username failed in a closed window (the first
+    /// was audited on its own).
+    SignInFailuresSummarized,
+    /// How many attempts from one address were refused for throttling in a
+    /// closed window.
+    SignInThrottlesSummarized,
+    /// An administrator forgot a user's failed sign-ins.
+    UserUnlocked,
     SignOut,
     InitialAdminCreated,
     UserCreated,
@@ -165,11 +173,14 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 35] = [
+    pub const ALL: [AuditAction; 38] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignInThrottled,
+        AuditAction::SignInFailuresSummarized,
+        AuditAction::SignInThrottlesSummarized,
+        AuditAction::UserUnlocked,
         AuditAction::SignOut,
         AuditAction::InitialAdminCreated,
         AuditAction::UserCreated,
@@ -210,6 +221,9 @@ impl AuditAction {
             AuditAction::SignIn => "auth.sign_in",
             AuditAction::SignInFailed => "auth.sign_in_failed",
             AuditAction::SignInThrottled => "auth.sign_in_throttled",
+            AuditAction::SignInFailuresSummarized => "auth.sign_in_failures_summarized",
+            AuditAction::SignInThrottlesSummarized => "auth.sign_in_throttles_summarized",
+            AuditAction::UserUnlocked => "user.unlocked",
             AuditAction::SignOut => "auth.sign_out",
             AuditAction::InitialAdminCreated => "user.initial_admin_created",
             AuditAction::UserCreated => "user.created",

@@ -1,7 +1,7 @@
 //! Users (admin): list, create, disable/enable, reset password, change role.
 
 use crate::api::users::{
-    list_users, ChangeUserRole, CreateUser, DisableUser, EnableUser, ResetUserPassword,
+    list_users, ChangeUserRole, CreateUser, DisableUser, EnableUser, ResetUserPassword, UnlockUser,
 };
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
@@ -25,6 +25,7 @@ struct UserActions {
     enable: ServerAction<EnableUser>,
     reset: ServerAction<ResetUserPassword>,
     role: ServerAction<ChangeUserRole>,
+    unlock: ServerAction<UnlockUser>,
 }
 
 fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView {
@@ -52,7 +53,7 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
                     let role_label = format!("New role for {name}");
                     let reset_id = format!("reset-{name}");
                     let reset_label = format!("Temporary password for {name}");
-                    let (n1, n2, n3) = (name.clone(), name.clone(), name.clone());
+                    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
                     let current_role = user.role;
                     let toggle = if user.disabled {
                         view! {
@@ -87,6 +88,10 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
                             <input id=reset_id name="password" type="password" placeholder="temporary password" autocomplete="new-password" minlength=MIN_PASSWORD_CHARS required/>
                             <button type="submit" class="secondary">"Reset password"</button>
                         </ActionForm>
+                        <ActionForm action=actions.unlock attr:class="inline">
+                            <input type="hidden" name="username" value=n4/>
+                            <button type="submit" class="secondary" title="Forget this user's failed sign-ins from every address">"Unlock"</button>
+                        </ActionForm>
                     }
                 })}
             </td>
@@ -108,6 +113,7 @@ fn users_page(
             <ActionResult value=actions.enable.value() success="User enabled."/>
             <ActionResult value=actions.reset.value() success="Temporary password set; the user must change it at the next sign-in."/>
             <ActionResult value=actions.role.value() success="Role changed; the user's sessions have ended."/>
+            <ActionResult value=actions.unlock.value() success="Unlocked: the user's failed sign-ins are forgotten, so no wait is left for them."/>
             <Transition fallback=|| view! { <p class="loading">"Loading users…"</p> }>
                 {
                     let me_name = me_name.clone();
@@ -162,6 +168,7 @@ pub fn UsersPage() -> impl IntoView {
         enable: ServerAction::new(),
         reset: ServerAction::new(),
         role: ServerAction::new(),
+        unlock: ServerAction::new(),
     };
     let users = Resource::new(
         move || {

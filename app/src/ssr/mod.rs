@@ -3,6 +3,7 @@
 //! - [`state`]: what every request can reach (database pool, settings).
 //! - [`error`]: server-side errors and their one mapping to [`crate::error::AppError`].
 //! - [`session`] and [`authz`]: who is calling, and the proof that they may.
+//! - [`client`]: the client's address and scheme, also behind trusted proxies.
 //! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
 //! - [`users`]: the user repository and user administration.
 //! - [`audit`]: the hash-chained, append-only audit store.
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod catalogue;
+pub mod client;
 pub mod engine;
 pub mod error;
 pub mod live;

@@ -276,6 +276,20 @@ async fn apply_change(
         NewEvent::new(actor, action, format!("user:{name}"), details),
     )
     .await?;
+    // Four eyes: what a supervisor approved must not outlive their being one.
+    let stops_approving = user.role == Role::Supervisor
+        && match &change {
+            AccountChange::Disable => true,
+            AccountChange::Role(role) => *role != Role::Supervisor,
+            _ => false,
+        };
+    if stops_approving {
+        let why = match &change {
+            AccountChange::Disable => format!("{name}, who approved it, was disabled"),
+            _ => format!("{name}, who approved it, is no longer a supervisor"),
+        };
+        super::approvals::void_approved_by(&mut tx, user.id, actor, &why).await?;
+    }
     tx.commit().await?;
     Ok(updated.summary())
 }
@@ -323,6 +337,11 @@ pub async fn reset_password(
     password: String,
     must_change_password: bool,
 ) -> Result<UserSummary, ServiceError> {
+    if let Ok(name) = Username::parse(username) {
+        // An admin who could reset their own password without knowing it could
+        // take over their account from a stolen session: change it on Account.
+        refuse_self(actor, &name, "reset the password of")?;
+    }
     let (username, digest) = chosen_credentials(username, password).await?;
     apply_change(
         pool,
@@ -334,6 +353,28 @@ pub async fn reset_password(
         },
     )
     .await
+}
+
+/// Forgets every failed sign-in on `username`, so that no wait is left for them
+/// from any address (an administrator's answer to a user slowed down by someone
+/// guessing their password). Works for names without an account too, since
+/// failures are counted by the name typed. Returns how many were forgotten.
+pub async fn unlock(pool: &PgPool, actor: &Actor, username: &str) -> Result<u64, ServiceError> {
+    let username = parse_username(username)?;
+    let mut tx = pool.begin().await?;
+    let forgotten = super::throttle::unlock(&mut tx, username.as_str()).await?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserUnlocked,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "failures_forgotten": forgotten }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(forgotten)
 }
 
 /// A user changes their own password. Returns the user as updated; the caller

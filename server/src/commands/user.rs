@@ -72,6 +72,10 @@ pub async fn run(pool: &PgPool, command: UserCommand) -> Result<ExitCode, Comman
                 user.username
             );
         }
+        UserCommand::Unlock { name } => {
+            let forgotten = users::unlock(pool, &actor, &name).await?;
+            println!("Unlocked {name}: {forgotten} failed sign-in(s) forgotten; no wait is left.");
+        }
         UserCommand::Role { name, role } => {
             let role = users::parse_role(&role)?;
             let user = users::set_role(pool, &actor, &name, role).await?;

@@ -19,6 +19,7 @@ mod roles;
 mod run_report;
 mod runbooks;
 mod runs;
+mod sign_in_security;
 mod ssh;
 mod users;
 mod wizard;

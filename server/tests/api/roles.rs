@@ -63,6 +63,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[("username", "victim")],
     ),
     (
+        "/api/users/unlock",
+        Admits::Roles(&[Role::Admin]),
+        &[("username", "victim")],
+    ),
+    (
         "/api/users/reset_password",
         Admits::Roles(&[Role::Admin]),
         &[("username", "victim"), ("password", TEMP)],

@@ -14,8 +14,12 @@ const APPEND_LOCK: i64 = 0x0061_7564_6974;
 /// Who caused an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A signed-in user (or someone trying to sign in as that name).
+    /// A signed-in user.
     User(String),
+    /// Someone not signed in, trying to sign in as this username (`?` when the
+    /// text typed cannot be a username). Kept apart from [`Actor::User`] so that
+    /// an attempt as `system` or `cli:root` cannot pass for those actors.
+    Anonymous(String),
     /// The command line, with the operating-system user that ran it.
     Cli(String),
     /// The portal itself.
@@ -27,6 +31,7 @@ impl Actor {
     pub fn as_column(&self) -> String {
         match self {
             Actor::User(name) => name.clone(),
+            Actor::Anonymous(key) => format!("anon:{key}"),
             Actor::Cli(os_user) => format!("cli:{os_user}"),
             Actor::System => "system".to_string(),
         }
