@@ -177,6 +177,15 @@ pub enum UserCommand {
     /// Forget a user's failed sign-ins (from every address), so that no wait is
     /// left for them.
     Unlock { name: String },
+    /// Set a user's e-mail address and display name (an empty value clears one);
+    /// the Users page warns when an admin and a supervisor account share either.
+    Contact {
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long = "display-name", default_value = "")]
+        display_name: String,
+    },
 }
 
 /// How a password is given on the command line: never as an argument, where it

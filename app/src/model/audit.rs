@@ -100,6 +100,8 @@ pub enum AuditAction {
     SignInThrottlesSummarized,
     /// An administrator forgot a user's failed sign-ins.
     UserUnlocked,
+    /// A user's e-mail address or display name was set.
+    UserContactChanged,
     SignOut,
     InitialAdminCreated,
     UserCreated,
@@ -173,7 +175,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 38] = [
+    pub const ALL: [AuditAction; 39] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -181,6 +183,7 @@ impl AuditAction {
         AuditAction::SignInFailuresSummarized,
         AuditAction::SignInThrottlesSummarized,
         AuditAction::UserUnlocked,
+        AuditAction::UserContactChanged,
         AuditAction::SignOut,
         AuditAction::InitialAdminCreated,
         AuditAction::UserCreated,
@@ -224,6 +227,7 @@ impl AuditAction {
             AuditAction::SignInFailuresSummarized => "auth.sign_in_failures_summarized",
             AuditAction::SignInThrottlesSummarized => "auth.sign_in_throttles_summarized",
             AuditAction::UserUnlocked => "user.unlocked",
+            AuditAction::UserContactChanged => "user.contact_changed",
             AuditAction::SignOut => "auth.sign_out",
             AuditAction::InitialAdminCreated => "user.initial_admin_created",
             AuditAction::UserCreated => "user.created",

@@ -4,6 +4,7 @@ pub mod ansi;
 pub mod approval;
 pub mod audit;
 pub mod audit_query;
+pub mod duties;
 pub mod notification;
 pub mod password;
 pub mod progress;

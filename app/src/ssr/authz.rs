@@ -122,6 +122,8 @@ mod tests {
             session_epoch: 0,
             created_at: chrono::Utc::now(),
             last_sign_in_at: None,
+            email: None,
+            display_name: None,
         }
     }
 

@@ -6,6 +6,8 @@
 //! - [`client`]: the client's address and scheme, also behind trusted proxies.
 //! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
 //! - [`users`]: the user repository and user administration.
+//! - [`oversight`]: admins watching admins: notices of account changes, one
+//!   person holding both an admin and a supervisor account.
 //! - [`audit`]: the hash-chained, append-only audit store.
 //! - [`runs`]: runs and their steps in the database, through the step state machine.
 //! - [`approvals`]: the approval gate of destructive steps, enforced in one place.
@@ -29,6 +31,7 @@ pub mod engine;
 pub mod error;
 pub mod live;
 pub mod notify;
+pub mod oversight;
 pub mod passwords;
 pub mod report;
 pub mod respond;
