@@ -390,7 +390,13 @@ async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
         (id, false)
     );
     let mut readings = Vec::new();
-    let v = audit::verification::run(&pool, id, &by, |n| readings.push(n))
+    let v = audit::verification::run(
+        &pool,
+        id,
+        &by,
+        audit::verification::Anchors::default(),
+        |n| readings.push(n),
+    )
         .await
         .unwrap();
     assert_eq!(readings, vec![1_000, 2_000, 3_000]);
@@ -405,7 +411,7 @@ async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
         audit::verification::abandon_running(&pool).await.unwrap(),
         1
     );
-    let s = audit::verification::status(&pool).await.unwrap();
+    let s = audit::verification::status(&pool, None).await.unwrap();
     let last = s.last_finished.unwrap();
     assert_eq!(last.id, again);
     assert_eq!(last.state, "failed");
