@@ -700,7 +700,10 @@ mod tests {
         let s = Settings::from_sources(None, &env(&[DB])).unwrap();
         assert!(s.migration_database_url.is_none());
         assert!(!s.allow_owner_role);
-        assert_eq!(s.audit_key_file, PathBuf::from(".data/audit-checkpoint.key"));
+        assert_eq!(
+            s.audit_key_file,
+            PathBuf::from(".data/audit-checkpoint.key")
+        );
         assert_eq!(s.audit_checkpoint_seconds, 60);
 
         let s = Settings::from_sources(
@@ -720,7 +723,10 @@ mod tests {
         .unwrap();
         assert!(s.allow_owner_role);
         assert_eq!(s.audit_checkpoint_seconds, 5);
-        assert_eq!(s.audit_key_file, PathBuf::from("/etc/portal/checkpoint.key"));
+        assert_eq!(
+            s.audit_key_file,
+            PathBuf::from("/etc/portal/checkpoint.key")
+        );
         assert_eq!(
             s.migration_database_url.as_ref().unwrap().expose(),
             "postgres://owner:hunter2@127.0.0.1/portal"

@@ -73,9 +73,10 @@ pub async fn build(
         }
     }
     if attach {
-        jsonl.push_str(&export::jsonl_trailer(
+        jsonl.push_str(&export::jsonl_trailer_with_head(
             events.len() as u64,
             events.last().map(|(_, h)| h.as_str()),
+            chain.head.as_ref().map(|h| (h.id, h.hash.as_str())),
         ));
     }
     let report = RunReport {
@@ -97,6 +98,9 @@ async fn check_chain(
     pool: &PgPool,
     events: &[(ChainedEvent, String)],
 ) -> Result<ChainCheck, ServiceError> {
+    let head = audit::store::head(pool)
+        .await?
+        .map(|(id, hash)| EventRef { id, hash });
     let (Some((first, first_hash)), Some((last, last_hash))) = (events.first(), events.last())
     else {
         return Ok(ChainCheck {
@@ -104,6 +108,7 @@ async fn check_chain(
             last: None,
             checked: 0,
             verdict: ChainVerdict::NoEvents,
+            head,
         });
     };
     let verified = audit::store::verify_range(pool, first.id, last.id).await?;
@@ -117,6 +122,7 @@ async fn check_chain(
             hash: last_hash.clone(),
         }),
         checked: verified.checked,
+        head,
         verdict: match verified.broken {
             None => ChainVerdict::Intact,
             Some(b) => ChainVerdict::Broken {

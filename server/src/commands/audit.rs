@@ -75,8 +75,9 @@ pub async fn run(
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
+            let head = audit::store::head(pool).await?;
             let events = audit::query::stream(pool.clone(), q.clone());
-            let mut stream = Box::pin(lines(format, q.to_params(), events));
+            let mut stream = Box::pin(lines(format, q.to_params(), head.clone(), events));
             let mut written: u64 = 0;
             while let Some(line) = stream.next().await {
                 let line =
@@ -92,6 +93,12 @@ pub async fn run(
                 .map_err(|e| CommandError::Service(format!("cannot write the export: {e}")))?;
             if let Some(path) = out {
                 eprintln!("\rexported to {}", path.display());
+            }
+            // Printed beside the CSV (which has no place for it) and the JSONL
+            // (whose trailer has it too), for `audit verify --expect-head` later.
+            match head {
+                Some((id, hash)) => eprintln!("chain head when exported: {id}:{hash}"),
+                None => eprintln!("the chain had no events when exported"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -213,6 +220,11 @@ pub fn verify_file(path: &Path) -> Result<ExitCode, CommandError> {
                 started.elapsed().as_secs_f64(),
                 r.last_hash.as_deref().unwrap_or("-")
             );
+            if let Some((id, hash)) = &r.chain_head {
+                println!(
+                    "the chain's head when exported: {id}:{hash} (`recovery-portal audit verify --expect-head {id}:{hash}` checks the live chain still holds it)"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(broken) => {

@@ -246,13 +246,13 @@ async fn only_readers_of_the_audit_trail_get_reports(pool: PgPool) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
-async fn verification(b: &Browser) -> VerificationStatus {
+pub async fn verification(b: &Browser) -> VerificationStatus {
     let r = b.call("/api/audit/verification", &[]).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
 
-async fn verify_to_end(b: &Browser) -> VerificationStatus {
+pub async fn verify_to_end(b: &Browser) -> VerificationStatus {
     let r = b.call("/api/audit/verify", &[]).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -397,8 +397,8 @@ async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
         audit::verification::Anchors::default(),
         |n| readings.push(n),
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(readings, vec![1_000, 2_000, 3_000]);
     assert_eq!(
         (v.state.as_str(), v.checked, v.total),

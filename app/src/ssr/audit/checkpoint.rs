@@ -336,7 +336,10 @@ pub struct Anchor {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnchorKind {
-    Checkpoint { at: DateTime<Utc>, source: Source },
+    Checkpoint {
+        at: DateTime<Utc>,
+        source: Source,
+    },
     /// `audit verify --expect-head`.
     Expected,
 }
@@ -562,7 +565,10 @@ impl Checkpoints {
     /// The newest checkpoint of this trail that checks, as far as it can be
     /// known cheaply: the one this process last saw (the whole file is read
     /// the first time) and the newest rows.
-    pub async fn newest(&self, pool: &PgPool) -> Result<Option<(Checkpoint, Source)>, ServiceError> {
+    pub async fn newest(
+        &self,
+        pool: &PgPool,
+    ) -> Result<Option<(Checkpoint, Source)>, ServiceError> {
         if !self.known.lock().await.loaded {
             return Ok(self.survey(pool).await?.1.newest);
         }
@@ -879,7 +885,10 @@ mod tests {
         let err = check_anchor(&anchor, 99, None).unwrap_err();
         assert!(err.to_string().starts_with("event 100 is missing"), "{err}");
         let err = check_anchor(&anchor, 0, None).unwrap_err();
-        assert!(err.to_string().ends_with("the chain now has no events"), "{err}");
+        assert!(
+            err.to_string().ends_with("the chain now has no events"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -889,7 +898,10 @@ mod tests {
         assert_eq!(check_anchor(&anchor, 120, Some(&c.head_hash)), Ok(()));
         let err = check_anchor(&anchor, 120, Some(&"9".repeat(64))).unwrap_err();
         assert_eq!(err.event_id(), 100);
-        assert!(err.to_string().starts_with("event 100 was rewritten"), "{err}");
+        assert!(
+            err.to_string().starts_with("event 100 was rewritten"),
+            "{err}"
+        );
         let expected = Anchor {
             head_id: 100,
             head_hash: c.head_hash.clone(),
