@@ -537,6 +537,10 @@ mod report_tests {
         assert!(has("Under approval", "#3"));
         assert!(has("First event", &"01".repeat(32)));
         assert!(has("Last event", &"05".repeat(32)));
+        // The whole trail's head, and how to check it later.
+        assert!(has("Chain head", &format!("#9 hash {}", "09".repeat(32))));
+        assert!(blocks.iter().any(|b| matches!(b, Block::Note(n)
+            if n.contains(&format!("audit verify --expect-head 9:{}", "09".repeat(32))))));
         assert!(blocks.contains(&Block::Verdict {
             good: true,
             text: "Audit chain verified intact from event 1 to event 5 (5 events checked).".into()

@@ -295,6 +295,69 @@ async fn the_writer_refuses_to_sign_a_shortened_or_rewritten_chain(pool: PgPool)
     );
 }
 
+#[sqlx::test(migrations = "../migrations")]
+async fn exports_carry_the_chain_head_for_later_checks(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let ann = app.signed_in("ann", Role::Auditor).await;
+    append_events(&pool, 3).await;
+
+    // CSV: in a response header, so the file stays plain CSV.
+    let r = ann.get("/api/audit/export.csv").await;
+    let header = r
+        .headers()
+        .get("x-audit-chain-head")
+        .expect("the chain head header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let csv = r.text().await.unwrap();
+    assert!(!csv.contains(&header), "the head is not a CSV line");
+    // The head includes the export's own audit event.
+    let (id, hash) = head(&pool).await;
+    assert_eq!(header, format!("{id}:{hash}"));
+
+    // JSONL: in the header and in the trailer, which the offline check reports.
+    let r = ann.get("/api/audit/export.jsonl?actor=system").await;
+    let header = r.headers()["x-audit-chain-head"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = r.text().await.unwrap();
+    let trailer: serde_json::Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    let (id, hash) = head(&pool).await;
+    assert_eq!(header, format!("{id}:{hash}"));
+    assert_eq!(trailer["chain_head"]["id"], id);
+    assert_eq!(trailer["chain_head"]["hash"], hash.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &body).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["audit", "verify", "--file"])
+        .arg(&file)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the chain's head when exported: {id}:{hash} (`recovery-portal audit verify --expect-head {id}:{hash}`"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // The command line prints it beside the file.
+    let db = database_url(&pool).await;
+    let out = portal(&db, &["audit", "export", "--format", "csv"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (id, hash) = head(&pool).await;
+    assert!(
+        stderr(&out).contains(&format!("chain head when exported: {id}:{hash}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A URL of the test server for `user` on database `db`.
 fn url_as(user: &str, db: &str) -> String {
     let mut url =
