@@ -8,10 +8,11 @@ use std::path::PathBuf;
 /// on OpenStack.
 ///
 /// Settings come from an optional TOML file and `PORTAL_<KEY>` environment
-/// variables (keys: listen, public_url, database_url, session_idle_minutes,
-/// session_lifetime_hours, site_root, runbooks_dir, sites_file, log_format); the
-/// database from
-/// DATABASE_URL.
+/// variables (keys: listen, public_url, database_url, migration_database_url,
+/// allow_owner_role, audit_key_file, audit_checkpoint_seconds, session_idle_minutes,
+/// session_lifetime_hours, site_root, runbooks_dir, sites_file, log_format; the
+/// README lists them all); the database from DATABASE_URL, the schema owner's
+/// from MIGRATION_DATABASE_URL.
 #[derive(Debug, Parser)]
 #[command(name = "recovery-portal", version, propagate_version = true)]
 pub struct Cli {
