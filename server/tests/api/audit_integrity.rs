@@ -65,9 +65,9 @@ async fn audit_verify_names_the_events_cut_from_the_end_after_a_checkpoint(pool:
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
-        text.starts_with(&format!(
+        text.starts_with(
             "audit chain BROKEN: events 12–21 are missing: the last checkpoint (signed "
-        )),
+        ),
         "{text}"
     );
     assert!(
