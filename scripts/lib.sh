@@ -180,6 +180,8 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$OWNER_ROLE') THEN CREATE ROLE $OWNER_ROLE LOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE') THEN CREATE ROLE $APP_ROLE LOGIN; END IF;
 END \$\$;
+-- bench audit makes and drops a scratch database as the owner.
+ALTER ROLE $OWNER_ROLE CREATEDB;
 SELECT 'CREATE DATABASE "$db" OWNER $OWNER_ROLE'
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$db') \gexec
 SQL

@@ -84,7 +84,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             bench::image_transfer(size_mb).await
         }
         Command::Bench(crate::cli::BenchCommand::Audit { appends, events }) => {
-            let database = settings.database()?;
+            // It creates and drops a scratch database: the schema owner's role
+            // may, the runtime role need not.
+            let database = match &settings.migration_database_url {
+                Some(owner) => owner,
+                None => settings.database()?,
+            };
             bench_audit::audit(database.expose(), appends, events).await
         }
     }

@@ -248,6 +248,32 @@ async fn the_verification_page_reports_a_cut_trail_and_no_checkpoint_hides_it(po
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn the_portal_checkpoints_the_head_while_it_moves(pool: PgPool) {
+    let _app = spawn_app_with(pool.clone(), &[("PORTAL_AUDIT_CHECKPOINT_SECONDS", "1")]).await;
+    for round in 0..2 {
+        append_events(&pool, 3).await;
+        let (top, hash) = head(&pool).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let signed: Option<(i64, String)> = sqlx::query_as(
+                "SELECT head_id, head_hash FROM audit_checkpoints ORDER BY head_id DESC LIMIT 1",
+            )
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+            if signed.as_ref() == Some(&(top, hash.clone())) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: head {top} not checkpointed: {signed:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn the_writer_refuses_to_sign_a_shortened_or_rewritten_chain(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let checkpoints = Checkpoints::with_key(
