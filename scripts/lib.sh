@@ -185,6 +185,7 @@ ALTER ROLE $OWNER_ROLE CREATEDB;
 SELECT 'CREATE DATABASE "$db" OWNER $OWNER_ROLE'
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$db') \gexec
 SQL
+  [ $? -eq 0 ] || return 1
   # An earlier ./scripts/run migrated as the superuser: the owner takes over its
   # tables, functions and the session store's schema (once; then nothing to do).
   psql_cmd -q -v ON_ERROR_STOP=1 "$server/$db" >/dev/null <<SQL
@@ -204,6 +205,7 @@ DO \$\$ DECLARE r record; BEGIN
   END IF;
 END \$\$;
 SQL
+  [ $? -eq 0 ] || return 1
   # host:port of the server, without the superuser's credentials.
   local hostport="${server#*://}"; hostport="${hostport##*@}"
   export MIGRATION_DATABASE_URL="postgres://$OWNER_ROLE@$hostport/$db"
