@@ -157,7 +157,7 @@ pub async fn grant_runtime(owner: &PgPool, role: &str) -> Result<(), StartupErro
         sqlx::query(sql).execute(&mut *tx).await.map_err(fail)?;
     }
     tx.commit().await.map_err(fail)?;
-    tracing::info!(
+    tracing::debug!(
         role,
         "runtime database role granted SELECT and INSERT on the audit trail"
     );

@@ -115,6 +115,9 @@ pub async fn serve(
     }
     let runbooks = super::runbook::load_for_serve(&settings.runbooks_dir)?;
     tracing::info!(count = runbooks.len(), dir = %settings.runbooks_dir.display(), "runbooks loaded");
+    // A missing key is made now; a bad one stops the start before anything else.
+    app::ssr::audit::checkpoint::CheckpointKey::load_or_create(&settings.audit_key_file)
+        .map_err(startup::StartupError::from)?;
     let pool = startup::prepare(&settings).await?;
     check_role(&settings, &pool).await?;
     let interrupted = app::ssr::runs::interrupt_running(&pool).await?;

@@ -174,11 +174,6 @@ impl Checkpoint {
         ])
         .to_string()
     }
-
-    /// The signing time as people read it: `2026-12-07 22:31 UTC`.
-    pub fn signed_at(&self) -> String {
-        self.at.format("%Y-%m-%d %H:%M UTC").to_string()
-    }
 }
 
 /// One line of the checkpoint file.

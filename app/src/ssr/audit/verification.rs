@@ -70,16 +70,25 @@ pub async fn status(
     let head = store::head(pool)
         .await?
         .map(|(id, hash)| HeadRef { id, hash });
+    // Neither the checkpoint nor the role check may hide the result above.
     let checkpoint = match checkpoints {
-        Some(c) => c.newest(pool).await?.map(|(c, source)| CheckpointView {
-            head_id: c.head_id,
-            head_hash: c.head_hash,
-            at: rfc3339(c.at),
-            source: source.to_string(),
-        }),
+        Some(c) => match c.newest(pool).await {
+            Ok(newest) => newest.map(|(c, source)| CheckpointView {
+                head_id: c.head_id,
+                head_hash: c.head_hash,
+                at: rfc3339(c.at),
+                source: source.to_string(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the newest audit checkpoint could not be read");
+                None
+            }
+        },
         None => None,
     };
-    let role_warnings = super::privileges::runtime_role_problems(pool).await?;
+    let role_warnings = super::privileges::runtime_role_problems(pool)
+        .await
+        .unwrap_or_else(|e| vec![format!("the database role could not be checked ({e})")]);
     Ok(VerificationStatus {
         latest,
         last_finished,
