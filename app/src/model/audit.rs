@@ -42,6 +42,16 @@ pub struct ChainVerification {
     pub head_hash: Option<String>,
     pub broken_at: Option<i64>,
     pub reason: Option<String>,
+    /// The signed checkpoint the chain was compared with: its head, when it was
+    /// signed (RFC 3339) and where it was read.
+    #[serde(default)]
+    pub anchor_head_id: Option<i64>,
+    #[serde(default)]
+    pub anchor_head_hash: Option<String>,
+    #[serde(default)]
+    pub anchor_at: Option<String>,
+    #[serde(default)]
+    pub anchor_source: Option<String>,
 }
 
 impl ChainVerification {
@@ -56,6 +66,33 @@ impl ChainVerification {
 pub struct VerificationStatus {
     pub latest: Option<ChainVerification>,
     pub last_finished: Option<ChainVerification>,
+    /// The chain's last event now.
+    #[serde(default)]
+    pub head: Option<HeadRef>,
+    /// The newest signed checkpoint of the head known to the portal.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointView>,
+    /// Why the portal's database role could rewrite the trail (empty: it cannot).
+    #[serde(default)]
+    pub role_warnings: Vec<String>,
+}
+
+/// An event by id and hash: the chain's head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadRef {
+    pub id: i64,
+    pub hash: String,
+}
+
+/// A signed checkpoint as shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointView {
+    pub head_id: i64,
+    pub head_hash: String,
+    /// When it was signed, RFC 3339.
+    pub at: String,
+    /// Where it was read (a row of the table, a line of the file).
+    pub source: String,
 }
 
 /// One event with what its own fields say about it.

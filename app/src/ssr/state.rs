@@ -44,6 +44,8 @@ pub struct AppState {
     pub sites: Arc<dyn super::sites::SiteDirectory>,
     /// Approval notifications (webhooks, e-mail).
     pub notifier: Arc<super::notify::Notifier>,
+    /// Signed checkpoints of the audit chain's head.
+    pub checkpoints: Arc<super::audit::checkpoint::Checkpoints>,
 }
 
 /// The state provided to the current server function or page render.

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit_export;
+mod audit_integrity;
 mod audit_store;
 mod auth;
 mod cli;

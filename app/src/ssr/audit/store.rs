@@ -232,3 +232,12 @@ pub async fn verify(
         broken,
     })
 }
+
+/// The chain's last event: its id and hash (none when there are no events).
+pub async fn head(pool: &PgPool) -> Result<Option<(i64, String)>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
