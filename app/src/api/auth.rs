@@ -5,7 +5,7 @@ use crate::model::user::Me;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use crate::ssr::{authz, respond, session, sign_in as sign_in_service, state::app_state, users};
+use crate::ssr::{authz, respond, session, sign_in as sign_in_service, state::app_state};
 
 /// The signed-in user, or `None`. Anyone may ask.
 #[server(prefix = "/api", endpoint = "auth/me")]
@@ -59,8 +59,10 @@ pub async fn change_password(
 ) -> Result<(), AppError> {
     let state = app_state()?;
     let caller = authz::signed_in().await?;
-    let updated = users::change_own_password(
-        &state.pool,
+    let client = authz::current_client().await?;
+    let updated = sign_in_service::change_own_password(
+        &state,
+        client,
         &caller.user,
         current_password,
         new_password,

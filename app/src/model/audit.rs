@@ -147,6 +147,8 @@ pub enum AuditAction {
     UserRoleChanged,
     UserPasswordReset,
     PasswordChanged,
+    /// A signed-in user gave a wrong current password when changing it.
+    PasswordChangeFailed,
     RunStarted,
     RunCompleted,
     RunCancelled,
@@ -212,7 +214,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 39] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -229,6 +231,7 @@ impl AuditAction {
         AuditAction::UserRoleChanged,
         AuditAction::UserPasswordReset,
         AuditAction::PasswordChanged,
+        AuditAction::PasswordChangeFailed,
         AuditAction::RunStarted,
         AuditAction::RunCompleted,
         AuditAction::RunCancelled,
@@ -273,6 +276,7 @@ impl AuditAction {
             AuditAction::UserRoleChanged => "user.role_changed",
             AuditAction::UserPasswordReset => "user.password_reset",
             AuditAction::PasswordChanged => "user.password_changed",
+            AuditAction::PasswordChangeFailed => "user.password_change_failed",
             AuditAction::RunStarted => "run.started",
             AuditAction::RunCompleted => "run.completed",
             AuditAction::RunCancelled => "run.cancelled",

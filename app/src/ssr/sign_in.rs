@@ -163,6 +163,77 @@ pub async fn sign_in(
     }
 }
 
+/// A signed-in user changes their own password. The current password is checked
+/// under the same rules as a sign-in, so a stolen session cannot be used to guess
+/// it: admitted by the gate, slowed down per (username, address) after failures,
+/// and each wrong current password counted and audited once per window.
+pub async fn change_own_password(
+    state: &AppState,
+    client: ClientInfo,
+    user: &UserRecord,
+    current: String,
+    new: String,
+    confirmation: String,
+) -> Result<UserRecord, ServiceError> {
+    let address = client.address.to_string();
+    let _admission = state
+        .sign_in_gate
+        .admit(client.address)
+        .await
+        .map_err(|_| AppError::Busy {
+            what: "The portal is checking as many passwords as it can".into(),
+        })?;
+    let now = Utc::now();
+    let rules = state.auth.throttle;
+    let (from_address, user_at_address) =
+        throttle::recent_failures(&state.pool, &user.username, &address, rules.since(now)).await?;
+    if let Some(slowed) = rules.check(&from_address, &user_at_address, now) {
+        return Err(AppError::Throttled {
+            seconds: seconds_to_wait(slowed.wait()),
+            per_account: matches!(slowed, Slowed::UserAtAddress(_)),
+        }
+        .into());
+    }
+    match users::change_own_password(&state.pool, user, current, new, confirmation).await {
+        Err(ServiceError::Client(AppError::Invalid { field, message }))
+            if field == users::CURRENT_PASSWORD_FIELD =>
+        {
+            let now = Utc::now();
+            let mut tx = state.pool.begin().await?;
+            throttle::record_failure(&mut tx, &user.username, &address, now).await?;
+            let window = rules.per_user_and_address.window;
+            let n = throttle::note_attempt(
+                &mut tx,
+                AttemptKind::Failed,
+                &user.username,
+                &address,
+                now,
+                window,
+            )
+            .await?;
+            if n == 1 {
+                audit::append(
+                    &mut tx,
+                    NewEvent::new(
+                        &user.actor(),
+                        AuditAction::PasswordChangeFailed,
+                        format!("user:{}", user.username),
+                        json!({
+                            "reason": "wrong_current_password",
+                            "address": address,
+                            "note": "further failures on this username in this window are counted in one summary event",
+                        }),
+                    ),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Err(AppError::Invalid { field, message }.into())
+        }
+        other => other,
+    }
+}
+
 /// Ends the session, recording who signed out.
 pub async fn sign_out(state: &AppState, session: &Session) -> Result<(), ServiceError> {
     if let Some(user) = session::resolve(session, state).await? {

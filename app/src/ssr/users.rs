@@ -435,7 +435,11 @@ pub async fn unlock(pool: &PgPool, actor: &Actor, username: &str) -> Result<u64,
     Ok(forgotten)
 }
 
-/// A user changes their own password. Returns the user as updated; the caller
+/// The field a wrong current password is reported on.
+pub const CURRENT_PASSWORD_FIELD: &str = "Current password";
+
+/// A user changes their own password (the caller has admitted and throttled the
+/// attempt: see [`super::sign_in::change_own_password`]). Returns the user as updated; the caller
 /// moves its own session to the new epoch, which ends every other session.
 pub async fn change_own_password(
     pool: &PgPool,
@@ -453,7 +457,10 @@ pub async fn change_own_password(
         ));
     }
     if !passwords::verify(current, Some(user.password.clone())).await? {
-        return Err(ServiceError::invalid("Current password", "is not correct"));
+        return Err(ServiceError::invalid(
+            CURRENT_PASSWORD_FIELD,
+            "is not correct",
+        ));
     }
     let digest = passwords::hash(new).await?;
     let mut tx = pool.begin().await?;

@@ -434,3 +434,31 @@ async fn an_attempt_cannot_pose_as_the_portal_or_write_a_formula_as_actor(pool: 
             .unwrap();
     assert_eq!(formula, 0, "attacker text is never stored");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stolen_session_cannot_guess_the_current_password(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let thief = &app.signed_in("sam", Role::Supervisor).await;
+    let change = |current: &'static str| async move {
+        thief
+            .call(
+                "/api/account/change_password",
+                &[
+                    ("current_password", current),
+                    ("new_password", "a brand new passphrase"),
+                    ("confirm_password", "a brand new passphrase"),
+                ],
+            )
+            .await
+    };
+    for guess in ["guess number one", "guess number two", "guess number three"] {
+        let (status, body) = error_text(change(guess).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.to_string().contains("Current password"), "{body}");
+    }
+    let (status, body) = error_text(change(PASSWORD).await).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let failed = events(&app, "user.password_change_failed").await;
+    assert_eq!(failed.len(), 1, "audited once per window: {failed:?}");
+    assert_eq!(failed[0].0, "sam");
+}
