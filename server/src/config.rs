@@ -47,6 +47,9 @@ pub struct Settings {
     pub notify_retry_base_ms: u64,
     /// Seconds a webhook receiver or the SMTP relay has to answer.
     pub notify_timeout_seconds: u64,
+    /// Where webhooks may post; empty: anywhere but loopback, link-local and
+    /// unspecified addresses.
+    pub webhook_allowed_hosts: app::ssr::notify::validate::AllowedHosts,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +72,7 @@ impl fmt::Debug for Settings {
             .field("notify_attempts", &self.notify_attempts)
             .field("notify_retry_base_ms", &self.notify_retry_base_ms)
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
+            .field("webhook_allowed_hosts", &self.webhook_allowed_hosts)
             .finish()
     }
 }
@@ -229,6 +233,10 @@ const KEYS: &[Key] = &[
         name: "notify_timeout_seconds",
         expected: "a whole number of seconds from 1 to 120 (default 10)",
     },
+    Key {
+        name: "webhook_allowed_hosts",
+        expected: "host names, *.domain patterns, IP addresses or networks (10.0.0.0/8), separated by commas (a list in the file)",
+    },
 ];
 
 /// A raw value and where it came from.
@@ -283,6 +291,13 @@ impl Settings {
                 let value = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
+                    // A list of strings (webhook_allowed_hosts), as the comma-separated
+                    // form the environment uses.
+                    toml::Value::Array(items) if items.iter().all(|i| i.is_str()) => items
+                        .iter()
+                        .filter_map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     other => {
                         return Err(ConfigError::BadValue {
                             key: name,
@@ -452,6 +467,23 @@ impl Settings {
         let notify_attempts = u32::try_from(int_in("notify_attempts", 6, 1..=20)?).unwrap_or(6);
         let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
         let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
+        let webhook_allowed_hosts = match raw.get("webhook_allowed_hosts") {
+            Some(r) => app::ssr::notify::validate::AllowedHosts::parse(&r.value).map_err(
+                |why| ConfigError::BadValue {
+                    key: "webhook_allowed_hosts".into(),
+                    origin: r.origin.clone(),
+                    expected: format!(
+                        "{} ({why})",
+                        KEYS.iter()
+                            .find(|k| k.name == "webhook_allowed_hosts")
+                            .map(|k| k.expected)
+                            .unwrap_or("")
+                    ),
+                    found: r.value.clone(),
+                },
+            )?,
+            None => Default::default(),
+        };
         Ok(Settings {
             listen,
             public_url,
@@ -470,6 +502,7 @@ impl Settings {
             notify_attempts,
             notify_retry_base_ms,
             notify_timeout_seconds,
+            webhook_allowed_hosts,
         })
     }
 
@@ -503,6 +536,7 @@ impl Settings {
                 max_attempts: self.notify_attempts,
             },
             timeout: Duration::from_secs(self.notify_timeout_seconds),
+            allowed_hosts: self.webhook_allowed_hosts.clone(),
         }
     }
 }

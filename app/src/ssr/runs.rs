@@ -25,8 +25,8 @@ pub async fn start(
 ) -> Result<i64, ServiceError> {
     let mut tx = pool.begin().await?;
     let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO runs (runbook_id, runbook_title, runbook_sha256, runbook_source, site, parameters, started_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO runs (runbook_id, runbook_title, runbook_sha256, runbook_source, site, parameters, started_by, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
     )
     .bind(&runbook.id)
     .bind(&runbook.title)
@@ -385,6 +385,8 @@ pub struct StepRow {
 #[derive(Clone, Debug)]
 pub struct RunRecord {
     pub summary: RunSummary,
+    /// The user id of `summary.owner`: the only user who may act on the run.
+    pub owner_id: i64,
     pub runbook_sha256: String,
     pub runbook_source: String,
     pub parameters: BTreeMap<String, String>,
@@ -412,6 +414,7 @@ fn summary_from(row: &sqlx::postgres::PgRow) -> Result<RunSummary, ServiceError>
             _ => RunState::Active,
         },
         started_by: row.try_get("started_by")?,
+        owner: row.try_get("owner")?,
         started_at: rfc3339(row.try_get("started_at")?),
         finished_at: row
             .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
@@ -426,11 +429,11 @@ fn summary_from(row: &sqlx::postgres::PgRow) -> Result<RunSummary, ServiceError>
 }
 
 const SUMMARY_SELECT: &str = "SELECT r.id, r.runbook_id, r.runbook_title, r.site, r.state, u.username AS started_by, \
-     r.started_at, r.finished_at, \
+     o.username AS owner, r.owner AS owner_id, r.started_at, r.finished_at, \
      (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps, \
      (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id AND s.state IN ('succeeded', 'skipped')) AS steps_done, \
      c.title AS current_title, c.state AS current_state \
-     FROM runs r JOIN users u ON u.id = r.started_by \
+     FROM runs r JOIN users u ON u.id = r.started_by JOIN users o ON o.id = r.owner \
      LEFT JOIN LATERAL (SELECT title, state FROM run_steps s WHERE s.run_id = r.id AND s.state NOT IN ('succeeded', 'skipped') ORDER BY position LIMIT 1) c ON true";
 
 /// The runs the list shows, newest first; at most `limit`.
@@ -464,6 +467,7 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError>
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no run {run_id}.")))?;
     let summary = summary_from(&row)?;
+    let owner_id: i64 = row.try_get("owner_id")?;
     let extra =
         sqlx::query("SELECT runbook_sha256, runbook_source, parameters FROM runs WHERE id = $1")
             .bind(run_id)
@@ -507,6 +511,7 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError>
     }
     Ok(RunRecord {
         summary,
+        owner_id,
         runbook_sha256: extra.try_get("runbook_sha256")?,
         runbook_source: extra.try_get("runbook_source")?,
         parameters,

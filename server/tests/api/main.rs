@@ -18,6 +18,7 @@ mod rehearsal;
 mod roles;
 mod run_report;
 mod runbooks;
+mod run_owner;
 mod runs;
 mod ssh;
 mod users;

@@ -112,6 +112,21 @@ fn render_now(
     })
 }
 
+/// Refuses anyone but the run's owner: a run has one operator at a time, and
+/// another takes it over first (with a reason, audited) instead of acting
+/// beside them.
+fn owned_by(record: &RunRecord, user_id: i64) -> Result<(), ServiceError> {
+    if record.owner_id == user_id {
+        Ok(())
+    } else {
+        Err(AppError::NotRunOwner {
+            run: record.summary.id,
+            owner: record.summary.owner.clone(),
+        }
+        .into())
+    }
+}
+
 fn conflict(message: impl Into<String>) -> ServiceError {
     AppError::Conflict(message.into()).into()
 }
@@ -311,6 +326,11 @@ impl Engine {
                     _ => "cancelled",
                 }
             )));
+        }
+        // A withdrawal only ends a request; the gate's own rule (its requester or a
+        // supervisor) decides it. Everything else changes the run: its owner only.
+        if !matches!(command, StepCommand::Withdraw { .. }) {
+            owned_by(&record, user_id)?;
         }
         let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
         let in_order = || -> Result<(), ServiceError> {
@@ -550,16 +570,18 @@ impl Engine {
     pub async fn cancel_run(
         self: &Arc<Self>,
         run_id: i64,
+        user_id: i64,
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let record = runs::load(&self.pool, run_id).await?;
+        owned_by(&record, user_id)?;
         if reason.trim().is_empty() {
             return Err(ServiceError::invalid(
                 "Reason",
                 "is required to cancel a run",
             ));
         }
-        let record = runs::load(&self.pool, run_id).await?;
         let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
         let position = current_step(&states)
             .ok_or_else(|| conflict(format!("Run {run_id} has no step left to cancel.")))?
