@@ -30,6 +30,9 @@ pub struct Settings {
     pub runbooks_dir: PathBuf,
     /// The sites file: the clusters' hosts and how to reach them.
     pub sites_file: PathBuf,
+    /// Where the key, known hosts, agent socket and clouds.yaml of sites defined
+    /// in the portal must be; unset: the sites file's directory.
+    pub site_secrets_dir: Option<PathBuf>,
     /// The backup store: where transfer steps keep files taken from the site.
     pub backup_store: PathBuf,
     /// The lab's directory: its host keys and client key, kept between starts.
@@ -73,6 +76,7 @@ impl fmt::Debug for Settings {
             .field("notify_retry_base_ms", &self.notify_retry_base_ms)
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
             .field("webhook_allowed_hosts", &self.webhook_allowed_hosts)
+            .field("site_secrets_dir", &self.site_secrets_dir)
             .finish()
     }
 }
@@ -200,6 +204,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "sites_file",
         expected: "a file path",
+    },
+    Key {
+        name: "site_secrets_dir",
+        expected: "a directory path",
     },
     Key {
         name: "backup_store",
@@ -419,6 +427,10 @@ impl Settings {
         let site_root = path("site_root", "target/site")?;
         let runbooks_dir = path("runbooks_dir", "runbooks")?;
         let sites_file = path("sites_file", "sites.toml")?;
+        let site_secrets_dir = match raw.get("site_secrets_dir") {
+            Some(_) => Some(path("site_secrets_dir", "")?),
+            None => None,
+        };
         let backup_store = path("backup_store", "backup-store")?;
         let lab_dir = path("lab_dir", ".lab")?;
         let log_format = match raw.get("log_format") {
@@ -494,6 +506,7 @@ impl Settings {
             site_root,
             runbooks_dir,
             sites_file,
+            site_secrets_dir,
             backup_store,
             lab_dir,
             log_format,

@@ -128,7 +128,11 @@ pub async fn serve(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let executor = Arc::new(executor.with_base(base));
+    let secrets = settings
+        .site_secrets_dir
+        .clone()
+        .unwrap_or_else(|| base.clone());
+    let executor = Arc::new(executor.with_base(base).with_secrets_dir(secrets));
     let defined = app::ssr::sites::apply_stored_sites(&pool, executor.as_ref()).await?;
     if defined > 0 {
         tracing::info!(defined, "sites defined in the portal added");
