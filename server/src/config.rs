@@ -37,6 +37,9 @@ pub struct Settings {
     pub backup_store: PathBuf,
     /// The lab's directory: its host keys and client key, kept between starts.
     pub lab_dir: PathBuf,
+    /// Files the portal keeps for itself (the first admin's password when no
+    /// terminal shows it).
+    pub data_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     /// The SMTP relay approval e-mails go through; none: no e-mail.
@@ -77,6 +80,7 @@ impl fmt::Debug for Settings {
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
             .field("webhook_allowed_hosts", &self.webhook_allowed_hosts)
             .field("site_secrets_dir", &self.site_secrets_dir)
+            .field("data_dir", &self.data_dir)
             .finish()
     }
 }
@@ -215,6 +219,10 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "lab_dir",
+        expected: "a directory path",
+    },
+    Key {
+        name: "data_dir",
         expected: "a directory path",
     },
     Key {
@@ -433,6 +441,7 @@ impl Settings {
         };
         let backup_store = path("backup_store", "backup-store")?;
         let lab_dir = path("lab_dir", ".lab")?;
+        let data_dir = path("data_dir", ".data")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -509,6 +518,7 @@ impl Settings {
             site_secrets_dir,
             backup_store,
             lab_dir,
+            data_dir,
             log_format,
             smtp_url,
             smtp_from,
