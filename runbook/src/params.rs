@@ -37,7 +37,9 @@ fn check_path(value: &str) -> Result<(), String> {
     // A single trailing '/' (a directory) is fine; an empty segment inside is not.
     let segments: Vec<&str> = rest.strip_suffix('/').unwrap_or(rest).split('/').collect();
     if !rest.is_empty() && segments.iter().any(|s| s.is_empty()) {
-        return Err(format!("{value:?} must not contain an empty segment (`//`)"));
+        return Err(format!(
+            "{value:?} must not contain an empty segment (`//`)"
+        ));
     }
     if segments.contains(&"..") {
         return Err(format!(
@@ -278,7 +280,13 @@ kind = "manual"
     fn paths_name_exactly_what_they_say() {
         let rb = load_str("p.toml", RUNBOOK).unwrap();
         let backup = rb.parameter("backup").unwrap();
-        for good in ["/", "/var/tmp/backup/x.tgz", "/var/tmp/", "/var/qps/patches", "/a/.hidden/b..c"] {
+        for good in [
+            "/",
+            "/var/tmp/backup/x.tgz",
+            "/var/tmp/",
+            "/var/qps/patches",
+            "/a/.hidden/b..c",
+        ] {
             assert_eq!(check_value(backup, good).as_deref(), Ok(good), "{good}");
         }
         for (bad, says) in [
@@ -298,4 +306,3 @@ kind = "manual"
         }
     }
 }
-

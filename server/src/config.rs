@@ -489,20 +489,22 @@ impl Settings {
         let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
         let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
         let webhook_allowed_hosts = match raw.get("webhook_allowed_hosts") {
-            Some(r) => app::ssr::notify::validate::AllowedHosts::parse(&r.value).map_err(
-                |why| ConfigError::BadValue {
-                    key: "webhook_allowed_hosts".into(),
-                    origin: r.origin.clone(),
-                    expected: format!(
-                        "{} ({why})",
-                        KEYS.iter()
-                            .find(|k| k.name == "webhook_allowed_hosts")
-                            .map(|k| k.expected)
-                            .unwrap_or("")
-                    ),
-                    found: r.value.clone(),
-                },
-            )?,
+            Some(r) => {
+                app::ssr::notify::validate::AllowedHosts::parse(&r.value).map_err(|why| {
+                    ConfigError::BadValue {
+                        key: "webhook_allowed_hosts".into(),
+                        origin: r.origin.clone(),
+                        expected: format!(
+                            "{} ({why})",
+                            KEYS.iter()
+                                .find(|k| k.name == "webhook_allowed_hosts")
+                                .map(|k| k.expected)
+                                .unwrap_or("")
+                        ),
+                        found: r.value.clone(),
+                    }
+                })?
+            }
             None => Default::default(),
         };
         Ok(Settings {

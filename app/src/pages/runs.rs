@@ -2,9 +2,7 @@
 //! step's exact action and buttons, and its output, kept live by server-sent
 //! events (`/api/runs/{id}/live`).
 
-use crate::api::runs::{
-    list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun,
-};
+use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun};
 use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};

@@ -53,7 +53,11 @@ fn lab_site(lab: &lab::Lab, settings: &Settings) -> Result<Site, CommandError> {
 /// service's journal, a CI log, a file), whoever reads that could sign in first,
 /// so the password goes into a file only this OS user can read, and its path is
 /// printed instead.
-fn announce_initial_admin(url: &url::Url, password: &str, data_dir: &Path) -> Result<(), CommandError> {
+fn announce_initial_admin(
+    url: &url::Url,
+    password: &str,
+    data_dir: &Path,
+) -> Result<(), CommandError> {
     use std::io::IsTerminal;
     let shown = if std::io::stdout().is_terminal() {
         format!("Password:  {password}")

@@ -111,7 +111,7 @@ async fn respond(
     headers: HeaderMap,
     params: BTreeMap<String, String>,
 ) -> Response {
-    if let Err(refused) = super::csrf::refuse_foreign_download(&headers) {
+    if let Some(refused) = super::csrf::refuse_foreign_download(&headers) {
         return refused;
     }
     let who = match caller::<ReadAudit>(&state, &session).await {

@@ -84,26 +84,24 @@ pub fn check(
 /// The portal's own pages (`same-origin`), a typed address or bookmark
 /// (`none`) and clients that send no Fetch Metadata (curl, scripts) pass.
 pub fn check_download(headers: &HeaderMap) -> Result<(), CsrfRejection> {
-    match headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site @ ("cross-site" | "same-site")) => Err(CsrfRejection::CrossSite(site.into())),
         _ => Ok(()),
     }
 }
 
 /// [`check_download`] as an answer: 403 with the reason, to open the download
-/// from the portal instead.
-pub fn refuse_foreign_download(headers: &HeaderMap) -> Result<(), Response> {
-    check_download(headers).map_err(|rejection| {
-        tracing::warn!(%rejection, "refused a download another site started");
+/// from the portal instead; `None` when the download may go ahead.
+pub fn refuse_foreign_download(headers: &HeaderMap) -> Option<Response> {
+    let rejection = check_download(headers).err()?;
+    tracing::warn!(%rejection, "refused a download another site started");
+    Some(
         (
             StatusCode::FORBIDDEN,
             format!("Refused: {rejection}. Open the download from the portal's own pages.\n"),
         )
-            .into_response()
-    })
+            .into_response(),
+    )
 }
 
 /// The middleware: answers 403 with the reason when [`check`] refuses.

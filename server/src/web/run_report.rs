@@ -30,7 +30,9 @@ async fn built(
     id: i64,
     format: &str,
 ) -> Result<Built, Response> {
-    super::csrf::refuse_foreign_download(headers)?;
+    if let Some(refused) = super::csrf::refuse_foreign_download(headers) {
+        return Err(refused);
+    }
     let who = caller::<ReadAudit>(state, session).await?;
     let built = app::ssr::report::build(&state.engine, &state.pool, id, &who, true)
         .await

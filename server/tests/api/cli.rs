@@ -458,5 +458,10 @@ async fn without_a_terminal_the_first_password_goes_to_a_private_file(pool: PgPo
     let status = r.status();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(status, reqwest::StatusCode::OK, "{}", r.text().await.unwrap());
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "{}",
+        r.text().await.unwrap()
+    );
 }

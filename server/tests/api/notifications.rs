@@ -11,12 +11,12 @@ use app::model::approval::ApprovalView;
 use app::model::notification::{ChannelKind, DeliveryState, DeliveryView, NotificationsOverview};
 use app::model::run::StepState;
 use app::model::Role;
+use app::ssr::notify::validate::redacted_url;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as Status};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use app::ssr::notify::validate::redacted_url;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use sha2::Sha256;
@@ -765,9 +765,7 @@ async fn admins_manage_channels_with_field_errors_and_an_audit_trail(pool: PgPoo
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn webhooks_reach_neither_this_machine_nor_the_metadata_service_unless_allowed(
-    pool: PgPool,
-) {
+async fn webhooks_reach_neither_this_machine_nor_the_metadata_service_unless_allowed(pool: PgPool) {
     let p = portal_with_lab_and(pool, &[("PORTAL_NOTIFY_ATTEMPTS", "1")]).await;
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
@@ -779,7 +777,10 @@ async fn webhooks_reach_neither_this_machine_nor_the_metadata_service_unless_all
         (hook.url.as_str(), "loopback"),
         ("http://[::1]:8080/hook", "loopback"),
         ("http://localhost:8080/hook", "is this machine"),
-        ("ftp://example.net/hook", "must start with https:// or http://"),
+        (
+            "ftp://example.net/hook",
+            "must start with https:// or http://",
+        ),
         ("file:///etc/passwd", "must start with https:// or http://"),
     ] {
         let (status, body) = error_text(add_webhook(&ada, "lab", url, SECRET).await).await;
@@ -809,7 +810,10 @@ async fn webhooks_reach_neither_this_machine_nor_the_metadata_service_unless_all
     let d = delivery_to(&o, &redacted_url(&hook.url));
     assert_eq!(d.state, DeliveryState::Failed);
     let error = d.last_error.as_deref().unwrap_or_default();
-    assert!(error.contains("not sent") && error.contains("loopback"), "{error}");
+    assert!(
+        error.contains("not sent") && error.contains("loopback"),
+        "{error}"
+    );
     assert!(hook.got().is_empty(), "nothing reached the receiver");
 }
 
@@ -838,7 +842,10 @@ async fn a_listed_name_that_resolves_to_this_machine_is_not_reached(pool: PgPool
     cron_request(&p, &olga, "crontab lost").await;
     let o = overview_until(&ada, "failed", |o| o.failed == 1).await;
     let error = o.deliveries[0].last_error.clone().unwrap_or_default();
-    assert!(error.contains("resolves only to addresses webhooks may not reach"), "{error}");
+    assert!(
+        error.contains("resolves only to addresses webhooks may not reach"),
+        "{error}"
+    );
     assert!(hook.got().is_empty(), "nothing reached the receiver");
 }
 
@@ -872,7 +879,10 @@ async fn redirects_are_not_followed_and_answers_are_not_echoed(pool: PgPool) {
         .last_error
         .clone()
         .unwrap_or_default();
-    assert!(error.contains("HTTP 302") && error.contains("not followed"), "{error}");
+    assert!(
+        error.contains("HTTP 302") && error.contains("not followed"),
+        "{error}"
+    );
     let error = delivery_to(&o, &redacted_url(&format!("{chatty}/hook")))
         .last_error
         .clone()
@@ -918,7 +928,11 @@ async fn a_token_in_a_webhook_url_never_reaches_the_audit_trail(pool: PgPool) {
         ]
     );
     for (_, details) in &events {
-        assert_eq!(details["url_sha256"], sha256_hex(url.as_bytes()), "{details}");
+        assert_eq!(
+            details["url_sha256"],
+            sha256_hex(url.as_bytes()),
+            "{details}"
+        );
         assert_eq!(details["host"], "127.0.0.1");
     }
     let leaked: i64 =

@@ -569,7 +569,10 @@ async fn the_token_never_follows_a_redirect_to_another_origin() {
         compute_heard.lock().unwrap().clone(),
         [
             ("/v2.1/servers".into(), Some("the-secret-token".into())),
-            ("/v2.1/servers/detail".into(), Some("the-secret-token".into()))
+            (
+                "/v2.1/servers/detail".into(),
+                Some("the-secret-token".into())
+            )
         ]
     );
     // To another origin it is not: an error that says why, and the other

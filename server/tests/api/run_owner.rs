@@ -75,7 +75,10 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
     let run = start(&olga, "verify-recovery", &[]).await;
     let v = show(&olga, run).await;
     assert_eq!(v.summary.owner, "olga");
-    assert_eq!(command(&olga, run, 0, "run", "").await.status(), StatusCode::OK);
+    assert_eq!(
+        command(&olga, run, 0, "run", "").await.status(),
+        StatusCode::OK
+    );
     running(&olga, run, 0).await;
     // And a run with parameters.
     let cron = start(
@@ -165,7 +168,10 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
     assert_eq!(events[0].1["to"], "oscar");
     assert_eq!(events[0].1["reason"], "olga went off shift");
     not_owner(command(&olga, run, 0, "stop", "").await, run, "oscar").await;
-    assert_eq!(command(&oscar, run, 0, "stop", "").await.status(), StatusCode::OK);
+    assert_eq!(
+        command(&oscar, run, 0, "stop", "").await.status(),
+        StatusCode::OK
+    );
     let v = settled(&oscar, run, 0).await;
     assert_eq!(v.steps[0].state, StepState::Failed);
     not_owner(command(&olga, run, 0, "skip", "why").await, run, "oscar").await;
@@ -197,7 +203,11 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(show(&sam, run).await.summary.state, RunState::Cancelled);
     let (status, _) = error_text(take_over(&olga, run, "again").await).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a finished run is not taken over");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a finished run is not taken over"
+    );
     let froms: Vec<(String, String)> = taken_over(&p.app)
         .await
         .into_iter()
@@ -248,7 +258,11 @@ async fn a_takeover_voids_the_previous_owners_requests_for_approval(pool: PgPool
     assert_eq!(v.steps[2].approvals[0].id, pending.id);
     assert_eq!(v.steps[2].approvals[0].state, ApprovalState::Voided);
     let (status, _) = error_text(decide(&sam, pending.id, "approve", "", None).await).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a voided request is not decided");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a voided request is not decided"
+    );
 
     // oscar's own request, approved; then olga takes the run back: the approval
     // was oscar's and is voided, so neither of them can use it.
@@ -287,12 +301,11 @@ async fn a_takeover_voids_the_previous_owners_requests_for_approval(pool: PgPool
             serde_json::json!([mine.id])
         ]
     );
-    let voided_events: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE action = 'approval.voided'",
-    )
-    .fetch_one(&p.app.pool)
-    .await
-    .unwrap();
+    let voided_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'approval.voided'")
+            .fetch_one(&p.app.pool)
+            .await
+            .unwrap();
     assert_eq!(voided_events, 2);
 
     // The owner asks anew and runs under their own approval.

@@ -488,7 +488,9 @@ async fn an_admin_defines_a_site_in_the_portal_and_runs_use_it(pool: PgPool) {
     // words that do not say whether the file exists.
     let pointing = |field: &str, path: &str| {
         let mut t: toml::Table = definition.parse().unwrap();
-        let site = t["sites"].as_array_mut().unwrap()[0].as_table_mut().unwrap();
+        let site = t["sites"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap();
         site.insert(field.into(), toml::Value::String(path.into()));
         toml::to_string(&t).unwrap()
     };
@@ -509,21 +511,31 @@ async fn an_admin_defines_a_site_in_the_portal_and_runs_use_it(pool: PgPool) {
     ] {
         let (status, body) = error_text(
             admin
-                .call("/api/sites/define", &[("definition", &pointing(field, path))])
+                .call(
+                    "/api/sites/define",
+                    &[("definition", &pointing(field, path))],
+                )
                 .await,
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {path}: {body}");
         let text = body.to_string();
         assert!(
-            text.contains(&format!("{field} \\\"{path}\\\" must be inside the directory for site secrets")),
+            text.contains(&format!(
+                "{field} \\\"{path}\\\" must be inside the directory for site secrets"
+            )),
             "{field} {path}: {text}"
         );
         for telling in ["No such file", "not found", "cannot read", "denied"] {
             assert!(!text.contains(telling), "{field} {path}: {text}");
         }
     }
-    assert!(!p.app.audit_actions().await.iter().any(|(_, a)| a == "site.defined"));
+    assert!(!p
+        .app
+        .audit_actions()
+        .await
+        .iter()
+        .any(|(_, a)| a == "site.defined"));
     let r = admin
         .call("/api/sites/define", &[("definition", &definition)])
         .await;

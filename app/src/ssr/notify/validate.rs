@@ -109,8 +109,14 @@ fn local_only(ip: IpAddr) -> bool {
 /// RFC 1918, shared (100.64.0.0/10) and unique local (fc00::/7) addresses.
 fn private(ip: IpAddr) -> bool {
     match canonical(ip) {
-        IpAddr::V4(v4) => v4.is_private() || in_net(IpAddr::V4(v4), IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
-        IpAddr::V6(v6) => in_net(IpAddr::V6(v6), IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
+        IpAddr::V4(v4) => {
+            v4.is_private() || in_net(IpAddr::V4(v4), IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10)
+        }
+        IpAddr::V6(v6) => in_net(
+            IpAddr::V6(v6),
+            IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
+            7,
+        ),
     }
 }
 
@@ -136,7 +142,10 @@ impl AllowedHosts {
                     .filter(|b| *b <= max)
                     .ok_or_else(|| format!("{entry:?}: the prefix must be 0 to {max} bits"))?;
                 HostRule::Net(ip, bits)
-            } else if let Ok(ip) = lower.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+            } else if let Ok(ip) = lower
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+            {
                 HostRule::Net(ip, if ip.is_ipv4() { 32 } else { 128 })
             } else if let Some(domain) = lower.strip_prefix("*.") {
                 if !host_name_ok(domain) {
@@ -405,20 +414,34 @@ mod tests {
                 "{url}: {e}"
             );
         }
-        for ip in ["127.0.0.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "::1",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!none.allows_address(ip.parse().unwrap()), "{ip}");
         }
         // Private networks are where company chat servers live.
-        for ip in ["10.0.0.1", "192.168.1.1", "172.16.0.1", "8.8.8.8", "2001:db8::1"] {
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "8.8.8.8",
+            "2001:db8::1",
+        ] {
             assert!(none.allows_address(ip.parse().unwrap()), "{ip}");
         }
     }
 
     #[test]
     fn an_allow_list_admits_only_what_it_names() {
-        let list =
-            AllowedHosts::parse("hooks.example.net, *.chat.example.org 10.20.0.0/16,127.0.0.1 [::1]")
-                .unwrap();
+        let list = AllowedHosts::parse(
+            "hooks.example.net, *.chat.example.org 10.20.0.0/16,127.0.0.1 [::1]",
+        )
+        .unwrap();
         for url in [
             "https://hooks.example.net/x",
             "https://HOOKS.example.net./x",
@@ -438,7 +461,10 @@ mod tests {
             "http://10.21.0.1/x",
             "http://8.8.8.8/x",
         ] {
-            assert!(url_error(url, &list).contains("is not in webhook_allowed_hosts"), "{url}");
+            assert!(
+                url_error(url, &list).contains("is not in webhook_allowed_hosts"),
+                "{url}"
+            );
         }
         assert!(url_error("http://169.254.169.254/", &list).contains("link-local"));
         // At delivery: a listed name resolving to a loopback, link-local or
@@ -479,7 +505,10 @@ mod tests {
         assert_eq!(shown, "https://hooks.example.net/…/…CRET");
         let shown = redacted_url("https://hooks.example.net/services/TOPSECRETabcd");
         assert_eq!(shown, "https://hooks.example.net/…/…abcd");
-        assert_eq!(redacted_url("http://127.0.0.1:9000/"), "http://127.0.0.1:9000/");
+        assert_eq!(
+            redacted_url("http://127.0.0.1:9000/"),
+            "http://127.0.0.1:9000/"
+        );
         let audited = audited_url(url);
         assert!(!audited.to_string().contains("TOPSECRET"), "{audited}");
         assert_eq!(audited["host"], "hooks.example.net");

@@ -28,9 +28,8 @@ impl Resolve for Guarded {
         let allowed = self.allowed.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let admitted: Vec<SocketAddr> = found
                 .iter()
                 .copied()

@@ -424,7 +424,10 @@ clouds:
 
     #[test]
     fn plain_http_only_on_loopback_or_when_the_cloud_says_so() {
-        let secure = Some(("secure.yaml", "clouds:\n  lab:\n    auth:\n      password: pw\n"));
+        let secure = Some((
+            "secure.yaml",
+            "clouds:\n  lab:\n    auth:\n      password: pw\n",
+        ));
         let remote = CLOUDS.replace("127.0.0.1:5000", "keystone.example.net:5000");
         let e = from_clouds_yaml("clouds.yaml", &remote, secure, "lab", Path::new("/"))
             .unwrap_err()
@@ -434,7 +437,10 @@ clouds:
             "{e}"
         );
         assert!(e.contains("insecure_http: true"), "{e}");
-        let allowed = remote.replace("    region_name: RegionOne\n", "    region_name: RegionOne\n    insecure_http: true\n");
+        let allowed = remote.replace(
+            "    region_name: RegionOne\n",
+            "    region_name: RegionOne\n    insecure_http: true\n",
+        );
         assert!(from_clouds_yaml("clouds.yaml", &allowed, secure, "lab", Path::new("/")).is_ok());
         for local in ["http://localhost:5000/v3", "http://[::1]:5000/v3"] {
             let text = CLOUDS.replace("http://127.0.0.1:5000/identity/v3", local);
@@ -452,7 +458,10 @@ clouds:
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        assert!(from_env(&env).unwrap_err().to_string().contains("OS_AUTH_URL"));
+        assert!(from_env(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("OS_AUTH_URL"));
     }
 
     #[test]
