@@ -47,7 +47,9 @@ fn run_row(r: RunSummary) -> impl IntoView {
             <td data-label="Progress">{format!("{} of {} steps", r.steps_done, r.steps)}
                 {r.current.map(|(title, state)| view! { <br/><small class="muted">{title}" · "{state_label(state)}</small> })}
             </td>
-            <td data-label="Started">{r.started_by}<br/><small class="muted">{when(&r.started_at)}</small></td>
+            <td data-label="Started">{r.started_by.clone()}<br/><small class="muted">{when(&r.started_at)}</small>
+                {(r.owner != r.started_by).then(|| view! { <br/><small data-testid="run-owner">{format!("taken over by {}", r.owner)}</small> })}
+            </td>
         </tr>
     }
 }

@@ -32,6 +32,10 @@ async fn take_over(b: &Browser, run: i64, reason: &str) -> reqwest::Response {
     .await
 }
 
+async fn page(b: &Browser, run: i64) -> String {
+    b.get(&format!("/runs/{run}")).await.text().await.unwrap()
+}
+
 async fn audit_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM audit_events")
         .fetch_one(&app.pool)
@@ -141,6 +145,17 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
     let c = show(&oscar, cron).await;
     assert_eq!(c.parameters["target"], "pcrfclient01");
     assert_eq!(c.steps[0].state, StepState::Pending);
+
+    // The run page names the owner and offers others the takeover, with a reason.
+    let theirs = page(&oscar, run).await;
+    assert!(theirs.contains("owner olga"), "{theirs}");
+    assert!(theirs.contains(&format!(
+        "Run {run} belongs to olga; take it over (with a reason) to act on it."
+    )));
+    assert!(theirs.contains(">Take over</button>"));
+    let own = page(&olga, run).await;
+    assert!(own.contains("owner olga") && !own.contains(">Take over</button>"));
+    assert!(!page(&aude, run).await.contains(">Take over</button>"));
 
     // Viewing stays open to every role; admins and auditors cannot take over.
     for b in [&ada, &aude] {
