@@ -641,12 +641,16 @@ mod tests {
     fn database_is_required_and_never_printed_with_its_password() {
         let without = Settings::from_sources(None, &env(&[])).unwrap();
         assert_eq!(without.database().unwrap_err(), ConfigError::NoDatabase);
-        let err = Settings::from_sources(None, &env(&[("DATABASE_URL", "mysql://u:secret@h/db")]))
-            .unwrap_err();
-        assert!(!err.to_string().contains("secret"), "{err}");
-        let s = Settings::from_sources(None, &env(&[("DATABASE_URL", "postgres://u:secret@h/db")]))
-            .unwrap();
-        assert!(!format!("{s:?}").contains("secret"));
+        let err =
+            Settings::from_sources(None, &env(&[("DATABASE_URL", "mysql://u:pa55word@h/db")]))
+                .unwrap_err();
+        assert!(!err.to_string().contains("pa55word"), "{err}");
+        let s = Settings::from_sources(
+            None,
+            &env(&[("DATABASE_URL", "postgres://u:pa55word@h/db")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("pa55word"));
     }
 
     #[test]
@@ -664,7 +668,7 @@ mod tests {
             None,
             &env(&[
                 DB,
-                ("PORTAL_SMTP_URL", "smtp://relay:secret@127.0.0.1:2525"),
+                ("PORTAL_SMTP_URL", "smtp://relay:pa55word@127.0.0.1:2525"),
                 ("PORTAL_SMTP_FROM", "Portal <portal@example.net>"),
                 ("PORTAL_NOTIFY_ATTEMPTS", "3"),
                 ("PORTAL_NOTIFY_RETRY_BASE_MS", "100"),
@@ -677,7 +681,7 @@ mod tests {
         assert_eq!(n.retry.max_attempts, 3);
         assert_eq!(n.retry.base.as_millis(), 100);
         assert_eq!(n.timeout.as_secs(), 2);
-        assert!(!format!("{s:?}").contains("secret"), "{s:?}");
+        assert!(!format!("{s:?}").contains("pa55word"), "{s:?}");
 
         for (key, value) in [
             ("PORTAL_SMTP_URL", "http://127.0.0.1:2525"),
@@ -698,6 +702,56 @@ mod tests {
             Settings::from_sources(None, &env(&[DB, ("PORTAL_SMTP_URL", "ftp://u:hunter2@h")]))
                 .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn outbound_and_file_locations() {
+        use app::ssr::notify::validate::AllowedHosts;
+        let s = Settings::from_sources(None, &env(&[DB])).unwrap();
+        assert!(s.webhook_allowed_hosts.is_empty());
+        assert_eq!(s.site_secrets_dir, None);
+        assert_eq!(s.data_dir, PathBuf::from(".data"));
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                DB,
+                ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1, *.example.net"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook_allowed_hosts,
+            AllowedHosts::parse("127.0.0.1,*.example.net").unwrap()
+        );
+        assert_eq!(
+            s.notifications().allowed_hosts,
+            AllowedHosts::parse("127.0.0.1 *.example.net").unwrap()
+        );
+        // A list in the file.
+        let s = Settings::from_sources(
+            Some((
+                "portal.toml",
+                "webhook_allowed_hosts = [\"hooks.example.net\", \"10.0.0.0/8\"]\nsite_secrets_dir = \"/etc/portal/sites\"\ndata_dir = \"/var/lib/portal\"\n",
+            )),
+            &env(&[DB]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook_allowed_hosts,
+            AllowedHosts::parse("hooks.example.net,10.0.0.0/8").unwrap()
+        );
+        assert_eq!(s.site_secrets_dir, Some(PathBuf::from("/etc/portal/sites")));
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/portal"));
+        let err = Settings::from_sources(
+            None,
+            &env(&[DB, ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "10.0.0.0/99")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webhook_allowed_hosts") && err.contains("0 to 32 bits"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -126,9 +126,9 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
                 "/api/runs/parameter",
                 &[
                     ("run", &cron.to_string()),
-                    ("name", "target"),
-                    ("value", "pcrfclient02"),
-                    ("reason", "other VM"),
+                    ("name", "backup_date"),
+                    ("value", "2026-11-25"),
+                    ("reason", "the day before"),
                 ],
             )
             .await,
@@ -143,7 +143,7 @@ async fn only_the_owner_acts_and_a_takeover_with_a_reason_hands_the_run_over(poo
     assert_eq!(v.steps[0].state, StepState::Running);
     assert_eq!(v.steps[1].state, StepState::Pending);
     let c = show(&oscar, cron).await;
-    assert_eq!(c.parameters["target"], "pcrfclient01");
+    assert_eq!(c.parameters["backup_date"], "2026-11-26");
     assert_eq!(c.steps[0].state, StepState::Pending);
 
     // The run page names the owner and offers others the takeover, with a reason.
