@@ -78,6 +78,9 @@ pub struct TransitionInput<'a> {
     pub outcome: Option<&'a Outcome>,
     /// When a destructive step starts: the approval it runs under.
     pub approval_id: Option<i64>,
+    /// A user's command: it applies only while this user owns the run, checked
+    /// under the run's row lock, so a takeover that committed first wins.
+    pub owner: Option<i64>,
 }
 
 /// The result of a transition.
@@ -145,7 +148,8 @@ pub async fn transition_in(
     .fetch_all(&mut **tx)
     .await?;
     let row = sqlx::query(
-        "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state FROM run_steps s JOIN runs r ON r.id = s.run_id \
+        "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state, r.owner, \
+         (SELECT username FROM users WHERE id = r.owner) AS owner_name FROM run_steps s JOIN runs r ON r.id = s.run_id \
          WHERE s.run_id = $1 AND s.position = $2 FOR UPDATE OF s, r",
     )
     .bind(run_id)
@@ -159,6 +163,15 @@ pub async fn transition_in(
             "Run {run_id} is {run_state_name}; its steps cannot change."
         ))
         .into());
+    }
+    if let Some(user) = input.owner {
+        if row.try_get::<i64, _>("owner")? != user {
+            return Err(AppError::NotRunOwner {
+                run: run_id,
+                owner: row.try_get("owner_name")?,
+            }
+            .into());
+        }
     }
     let from = parse_state(&row.try_get::<String, _>("state")?)?;
     let destructive: bool = row.try_get("destructive")?;

@@ -335,3 +335,81 @@ async fn a_takeover_voids_the_previous_owners_requests_for_approval(pool: PgPool
     assert_eq!(v.steps[2].state, StepState::Succeeded);
     p.lab.shutdown().await;
 }
+
+/// The owner is checked again under the run's row lock, where the change is
+/// made: a takeover that commits between the engine's first look and the
+/// change wins.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_takeover_that_commits_first_wins_over_a_command_in_flight(pool: PgPool) {
+    use app::model::run::StepEvent;
+    use app::ssr::audit::Actor;
+    use app::ssr::runs::{self, TransitionInput};
+    use app::ssr::ServiceError;
+    let app = spawn_app(pool).await;
+    app.add_user("olga", Role::Operator).await;
+    app.add_user("oscar", Role::Operator).await;
+    let id = |name: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (olga, oscar) = (id("olga").await, id("oscar").await);
+    let rb = shipped_runbooks()
+        .into_iter()
+        .find(|r| r.id == "verify-recovery")
+        .unwrap();
+    let run = runs::start(
+        &app.pool,
+        olga,
+        &Actor::User("olga".into()),
+        &rb,
+        "fra1",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    // oscar's takeover commits while olga's skip is on its way.
+    sqlx::query("UPDATE runs SET owner = $2 WHERE id = $1")
+        .bind(run)
+        .bind(oscar)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let skip = |owner: i64| {
+        let pool = app.pool.clone();
+        async move {
+            runs::transition(
+                &pool,
+                run,
+                0,
+                StepEvent::Skip,
+                &Actor::User("someone".into()),
+                TransitionInput {
+                    reason: Some("not needed"),
+                    owner: Some(owner),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    match skip(olga).await {
+        Err(ServiceError::Client(AppError::NotRunOwner { run: r, owner })) => {
+            assert_eq!((r, owner.as_str()), (run, "oscar"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM run_steps WHERE run_id = $1 AND position = 0")
+            .bind(run)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "pending");
+    assert!(skip(oscar).await.is_ok());
+}

@@ -371,6 +371,7 @@ impl Engine {
                     actor,
                     TransitionInput {
                         reason: Some(reason),
+                        owner: Some(user_id),
                         ..Default::default()
                     },
                 )
@@ -442,6 +443,7 @@ impl Engine {
                     actor,
                     TransitionInput {
                         action: Some("kind=manual"),
+                        owner: Some(user_id),
                         ..Default::default()
                     },
                 )
@@ -460,6 +462,8 @@ impl Engine {
                     position,
                     StepEvent::Passed,
                     actor,
+                    // Begun as the owner's: finished even if a takeover came
+                    // between, so the step is never left running.
                     TransitionInput {
                         outcome: Some(&outcome),
                         ..Default::default()
@@ -507,6 +511,7 @@ impl Engine {
                         TransitionInput {
                             host: host.as_deref(),
                             action: Some(&canonical),
+                            owner: Some(user_id),
                             ..Default::default()
                         },
                     )
@@ -602,6 +607,7 @@ impl Engine {
             actor,
             TransitionInput {
                 reason: Some(reason),
+                owner: Some(user_id),
                 ..Default::default()
             },
         )
