@@ -157,3 +157,57 @@ find_postgres() {
     PG_SERVER_URL="postgres://postgres@127.0.0.1:$PG_PORT"
   fi
 }
+
+# The portal's two database roles (see README, *Database roles*): OWNER_ROLE owns
+# the schema and runs the migrations; APP_ROLE is the role the portal serves as,
+# which the portal grants only SELECT and INSERT on the audit trail after
+# migrating. For development on a trust-auth server: the roles have no password.
+OWNER_ROLE=recovery_portal_owner
+APP_ROLE=recovery_portal_app
+
+psql_cmd() {
+  if command -v psql >/dev/null; then psql "$@"; else "$(pg_bin)/psql" "$@"; fi
+}
+
+# setup_portal_roles SERVER_URL DB: creates both roles and database DB (owned by
+# OWNER_ROLE) when missing, with the server's superuser from SERVER_URL, hands a
+# database made before the roles existed to OWNER_ROLE, and exports
+# MIGRATION_DATABASE_URL and DATABASE_URL for the two roles.
+setup_portal_roles() {
+  local server="$1" db="$2"
+  psql_cmd -q -v ON_ERROR_STOP=1 "$server/postgres" >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$OWNER_ROLE') THEN CREATE ROLE $OWNER_ROLE LOGIN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE') THEN CREATE ROLE $APP_ROLE LOGIN; END IF;
+END \$\$;
+-- bench audit makes and drops a scratch database as the owner.
+ALTER ROLE $OWNER_ROLE CREATEDB;
+SELECT 'CREATE DATABASE "$db" OWNER $OWNER_ROLE'
+  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$db') \gexec
+SQL
+  [ $? -eq 0 ] || return 1
+  # An earlier ./scripts/run migrated as the superuser: the owner takes over its
+  # tables, functions and the session store's schema (once; then nothing to do).
+  psql_cmd -q -v ON_ERROR_STOP=1 "$server/$db" >/dev/null <<SQL
+ALTER DATABASE "$db" OWNER TO $OWNER_ROLE;
+DO \$\$ DECLARE r record; BEGIN
+  FOR r IN SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname IN ('public', 'tower_sessions') AND c.relkind IN ('r', 'p')
+             AND c.relowner <> '$OWNER_ROLE'::regrole LOOP
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO $OWNER_ROLE', r.nspname, r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND p.proowner <> '$OWNER_ROLE'::regrole LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO $OWNER_ROLE', r.f);
+  END LOOP;
+  IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'tower_sessions') THEN
+    ALTER SCHEMA tower_sessions OWNER TO $OWNER_ROLE;
+  END IF;
+END \$\$;
+SQL
+  [ $? -eq 0 ] || return 1
+  # host:port of the server, without the superuser's credentials.
+  local hostport="${server#*://}"; hostport="${hostport##*@}"
+  export MIGRATION_DATABASE_URL="postgres://$OWNER_ROLE@$hostport/$db"
+  export DATABASE_URL="postgres://$APP_ROLE@$hostport/$db"
+}

@@ -26,9 +26,13 @@ pub enum AppError {
     /// Signed in with a role that may act on runs, but this run is someone else's.
     #[error("Run {run} belongs to {owner}; take it over (with a reason) to act on it.")]
     NotRunOwner { run: i64, owner: String },
-    /// Too many failed sign-ins for one username.
-    #[error("Too many failed sign-in attempts for this username. Sign-in is blocked for {minutes} more minute(s); try again later or ask an administrator.")]
-    Throttled { minutes: i64 },
+    /// Too many failed sign-ins from the caller's address (or on this username
+    /// from it): slowed down, never locked.
+    #[error("{}", throttled_message(*.seconds, *.per_account))]
+    Throttled { seconds: i64, per_account: bool },
+    /// The server is at its limit for this kind of request; nothing was done.
+    #[error("{what}; nothing was done. Try again in a few seconds.")]
+    Busy { what: String },
     /// A field of a form or argument was not acceptable.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -70,7 +74,7 @@ impl AppError {
             AppError::PasswordChangeRequired
             | AppError::Forbidden { .. }
             | AppError::NotRunOwner { .. } => 403,
-            AppError::Throttled { .. } => 429,
+            AppError::Throttled { .. } | AppError::Busy { .. } => 429,
             AppError::Invalid { .. } | AppError::Fields(_) => 400,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
@@ -79,6 +83,20 @@ impl AppError {
             AppError::Transport(_) => 502,
         }
     }
+}
+
+fn throttled_message(seconds: i64, per_account: bool) -> String {
+    let wait = if seconds >= 120 {
+        format!("{} minutes", (seconds + 59) / 60)
+    } else {
+        format!("{seconds} second{}", if seconds == 1 { "" } else { "s" })
+    };
+    let what = if per_account {
+        "Too many failed sign-ins on this username from your address"
+    } else {
+        "Too many failed sign-ins from your address"
+    };
+    format!("{what}: please wait {wait} before trying again. Signing in from another address works at once; an administrator can also unlock the account.")
 }
 
 impl FromServerFnError for AppError {

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 /// on OpenStack.
 ///
 /// Settings come from an optional TOML file and `PORTAL_<KEY>` environment
-/// variables (keys: listen, public_url, database_url, session_idle_minutes,
-/// session_lifetime_hours, site_root, runbooks_dir, sites_file, log_format); the
-/// database from
-/// DATABASE_URL.
+/// variables (keys: listen, public_url, database_url, migration_database_url,
+/// allow_owner_role, audit_key_file, audit_checkpoint_seconds, session_idle_minutes,
+/// session_lifetime_hours, site_root, runbooks_dir, sites_file, log_format; the
+/// README lists them all); the database from DATABASE_URL, the schema owner's
+/// from MIGRATION_DATABASE_URL.
 #[derive(Debug, Parser)]
 #[command(name = "recovery-portal", version, propagate_version = true)]
 pub struct Cli {
@@ -174,6 +175,18 @@ pub enum UserCommand {
     },
     /// Change a user's role (operator, supervisor, auditor or admin).
     Role { name: String, role: String },
+    /// Forget a user's failed sign-ins (from every address), so that no wait is
+    /// left for them.
+    Unlock { name: String },
+    /// Set a user's e-mail address and display name (an empty value clears one);
+    /// the Users page warns when an admin and a supervisor account share either.
+    Contact {
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long = "display-name", default_value = "")]
+        display_name: String,
+    },
 }
 
 /// How a password is given on the command line: never as an argument, where it
@@ -194,10 +207,18 @@ pub enum AuditCommand {
     /// Walk the whole audit chain. Exit 0 with a summary when intact; exit 1 naming
     /// the first event that does not fit when not. With --file, check a JSONL
     /// export offline instead (no database needed).
+    ///
+    /// The live chain is also compared with the newest signed checkpoint of its
+    /// head (from the database and the checkpoint file next to `audit_key_file`):
+    /// a chain that ends before it, or holds another hash at its id, is broken.
     Verify {
         /// A JSONL export (from the Audit page or `audit export`) to check.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "expect_head")]
         file: Option<PathBuf>,
+        /// A head you kept (printed by an earlier verification, an export or a
+        /// report): the chain must still hold event ID with hash HASH.
+        #[arg(long, value_name = "ID:HASH", value_parser = parse_head)]
+        expect_head: Option<ExpectedHead>,
     },
     /// Write audit events, in id order, as CSV or as JSONL with their hashes;
     /// filters as on the Audit page.
@@ -230,6 +251,29 @@ pub enum AuditCommand {
     },
 }
 
+/// An event the chain must still hold: `--expect-head ID:HASH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub id: i64,
+    pub hash: String,
+}
+
+/// `ID:HASH`: a positive event id and 64 hex digits.
+fn parse_head(text: &str) -> Result<ExpectedHead, String> {
+    let expected = "expected ID:HASH, an event id and its 64-hex-digit hash (as printed by `audit verify`), such as 100:5e3c…";
+    let (id, hash) = text.trim().split_once(':').ok_or(expected)?;
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| format!("{id:?} is not an event id; {expected}"))?;
+    let hash = hash.to_ascii_lowercase();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{hash:?} is not a 64-hex-digit hash; {expected}"));
+    }
+    Ok(ExpectedHead { id, hash })
+}
+
 /// The formats of `audit export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -245,6 +289,32 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn expect_head_takes_an_id_and_a_hash() {
+        let hash = "Ab".repeat(32);
+        assert_eq!(
+            parse_head(&format!("100:{hash}")),
+            Ok(ExpectedHead {
+                id: 100,
+                hash: hash.to_ascii_lowercase()
+            })
+        );
+        for bad in [
+            "100",
+            "x:".to_string().as_str(),
+            &format!("0:{hash}"),
+            &format!("-3:{hash}"),
+            "100:abc",
+            &format!("100:{}", "g".repeat(64)),
+        ] {
+            assert!(parse_head(bad).is_err(), "{bad}");
+        }
+        let err = Cli::try_parse_from(["recovery-portal", "audit", "verify", "--expect-head", "7"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("expected ID:HASH"), "{err}");
     }
 
     #[test]

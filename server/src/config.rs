@@ -1,5 +1,6 @@
 //! Settings: defaults, overlaid by an optional TOML file, overlaid by environment
-//! variables (`PORTAL_<KEY>`; the database also by `DATABASE_URL`). Every value is
+//! variables (`PORTAL_<KEY>`; the database also by `DATABASE_URL`, the migration
+//! owner's by `MIGRATION_DATABASE_URL`). Every value is
 //! checked at start, and a bad one is refused with its key, where it came from and
 //! what is expected.
 
@@ -17,7 +18,18 @@ pub struct Settings {
     /// The address users reach the portal at; `https` makes session cookies `Secure`.
     pub public_url: Url,
     /// The PostgreSQL connection string; only commands that use the database need it.
+    /// The portal serves as this role: it should only read and add audit events.
     pub database_url: Option<DatabaseUrl>,
+    /// The role that owns the schema: migrations run as it, and it grants the
+    /// runtime role what it needs. None: migrations run as `database_url`.
+    pub migration_database_url: Option<DatabaseUrl>,
+    /// Serve even when the runtime role could rewrite the audit trail.
+    pub allow_owner_role: bool,
+    /// The HMAC key that signs checkpoints of the audit chain's head; the
+    /// checkpoint file is kept beside it.
+    pub audit_key_file: PathBuf,
+    /// How often the head is checkpointed while it moves.
+    pub audit_checkpoint_seconds: u64,
     /// Minutes of inactivity after which a session ends.
     pub session_idle_minutes: i64,
     /// Hours after sign-in after which a session ends, however active.
@@ -56,6 +68,12 @@ pub struct Settings {
     /// Where webhooks may post; empty: anywhere but loopback, link-local and
     /// unspecified addresses.
     pub webhook_allowed_hosts: app::ssr::notify::validate::AllowedHosts,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: app::ssr::client::TrustedProxies,
+    /// Minutes a site's break glass stays on once switched on.
+    pub break_glass_minutes: i64,
+    /// Hours a request for approval may wait for its decisions before it expires.
+    pub approval_request_hours: i64,
 }
 
 impl fmt::Debug for Settings {
@@ -64,6 +82,10 @@ impl fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url.as_str())
             .field("database_url", &self.database_url)
+            .field("migration_database_url", &self.migration_database_url)
+            .field("allow_owner_role", &self.allow_owner_role)
+            .field("audit_key_file", &self.audit_key_file)
+            .field("audit_checkpoint_seconds", &self.audit_checkpoint_seconds)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_lifetime_hours", &self.session_lifetime_hours)
             .field("approval_validity_seconds", &self.approval_validity_seconds)
@@ -81,6 +103,9 @@ impl fmt::Debug for Settings {
             .field("webhook_allowed_hosts", &self.webhook_allowed_hosts)
             .field("site_secrets_dir", &self.site_secrets_dir)
             .field("data_dir", &self.data_dir)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("break_glass_minutes", &self.break_glass_minutes)
+            .field("approval_request_hours", &self.approval_request_hours)
             .finish()
     }
 }
@@ -186,6 +211,22 @@ const KEYS: &[Key] = &[
         expected: "a postgres:// or postgresql:// connection URL",
     },
     Key {
+        name: "migration_database_url",
+        expected: "a postgres:// or postgresql:// connection URL (the role that owns the schema)",
+    },
+    Key {
+        name: "allow_owner_role",
+        expected: "`true` or `false`",
+    },
+    Key {
+        name: "audit_key_file",
+        expected: "a file path",
+    },
+    Key {
+        name: "audit_checkpoint_seconds",
+        expected: "a whole number of seconds from 1 to 86400 (default 60)",
+    },
+    Key {
         name: "session_idle_minutes",
         expected: "a whole number of minutes from 1 to 1440",
     },
@@ -253,6 +294,18 @@ const KEYS: &[Key] = &[
         name: "webhook_allowed_hosts",
         expected: "host names, *.domain patterns, IP addresses or networks (10.0.0.0/8), separated by commas (a list in the file)",
     },
+    Key {
+        name: "trusted_proxies",
+        expected: "IP addresses or CIDR ranges of reverse proxies, comma-separated (or a TOML array), such as 127.0.0.1, 10.0.0.0/24",
+    },
+    Key {
+        name: "break_glass_minutes",
+        expected: "a whole number of minutes from 1 to 1440 (default 60)",
+    },
+    Key {
+        name: "approval_request_hours",
+        expected: "a whole number of hours from 1 to 168 (default 24)",
+    },
 ];
 
 /// A raw value and where it came from.
@@ -307,13 +360,16 @@ impl Settings {
                 let value = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
-                    // A list of strings (webhook_allowed_hosts), as the comma-separated
-                    // form the environment uses.
-                    toml::Value::Array(items) if items.iter().all(|i| i.is_str()) => items
-                        .iter()
-                        .filter_map(|i| i.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    toml::Value::Array(items)
+                        if items.iter().all(|i| matches!(i, toml::Value::String(_))) =>
+                    {
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
+                    toml::Value::Boolean(b) => b.to_string(),
                     other => {
                         return Err(ConfigError::BadValue {
                             key: name,
@@ -350,14 +406,19 @@ impl Settings {
                 },
             );
         }
-        if let Some(url) = env.get("DATABASE_URL") {
-            raw.insert(
-                "database_url",
-                Raw {
-                    value: url.clone(),
-                    origin: "environment variable DATABASE_URL".into(),
-                },
-            );
+        for (var, key) in [
+            ("DATABASE_URL", "database_url"),
+            ("MIGRATION_DATABASE_URL", "migration_database_url"),
+        ] {
+            if let Some(url) = env.get(var) {
+                raw.insert(
+                    key,
+                    Raw {
+                        value: url.clone(),
+                        origin: format!("environment variable {var}"),
+                    },
+                );
+            }
         }
 
         let bad = |name: &'static str, r: &Raw| ConfigError::BadValue {
@@ -394,22 +455,32 @@ impl Settings {
                 })?
             }
         };
-        let database_url = match raw.get("database_url") {
+        let postgres_url = |name: &'static str| match raw.get(name) {
             Some(r) => {
                 let ok = Url::parse(r.value.trim())
                     .map(|u| matches!(u.scheme(), "postgres" | "postgresql"))
                     .unwrap_or(false);
                 if !ok {
                     return Err(ConfigError::BadValue {
-                        key: "database_url".into(),
+                        key: name.into(),
                         origin: r.origin.clone(),
                         expected: "a postgres:// or postgresql:// connection URL".into(),
                         found: DatabaseUrl::new(r.value.clone()).redacted(),
                     });
                 }
-                Some(DatabaseUrl::new(r.value.trim()))
+                Ok(Some(DatabaseUrl::new(r.value.trim())))
             }
-            None => None,
+            None => Ok(None),
+        };
+        let database_url = postgres_url("database_url")?;
+        let migration_database_url = postgres_url("migration_database_url")?;
+        let allow_owner_role = match raw.get("allow_owner_role") {
+            Some(r) => match r.value.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad("allow_owner_role", r)),
+            },
+            None => false,
         };
         let int_in =
             |name: &'static str, default: i64, range: std::ops::RangeInclusive<i64>| match raw
@@ -442,6 +513,7 @@ impl Settings {
         let backup_store = path("backup_store", "backup-store")?;
         let lab_dir = path("lab_dir", ".lab")?;
         let data_dir = path("data_dir", ".data")?;
+        let audit_key_file = path("audit_key_file", ".data/audit-checkpoint.key")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
                 "text" => LogFormat::Text,
@@ -507,10 +579,36 @@ impl Settings {
             }
             None => Default::default(),
         };
+        let trusted_proxies = match raw.get("trusted_proxies") {
+            Some(r) => {
+                let entries: Vec<&str> = r
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                app::ssr::client::TrustedProxies::parse(&entries).map_err(|why| {
+                    ConfigError::BadValue {
+                        key: "trusted_proxies".into(),
+                        origin: r.origin.clone(),
+                        expected: format!("IP addresses or CIDR ranges, comma-separated ({why})"),
+                        found: r.value.clone(),
+                    }
+                })?
+            }
+            None => app::ssr::client::TrustedProxies::default(),
+        };
+        let break_glass_minutes = int_in("break_glass_minutes", 60, 1..=1440)?;
+        let approval_request_hours = int_in("approval_request_hours", 24, 1..=168)?;
+        let audit_checkpoint_seconds = small(int_in("audit_checkpoint_seconds", 60, 1..=86400)?);
         Ok(Settings {
             listen,
             public_url,
             database_url,
+            migration_database_url,
+            allow_owner_role,
+            audit_key_file,
+            audit_checkpoint_seconds,
             session_idle_minutes,
             session_lifetime_hours,
             approval_validity_seconds,
@@ -528,6 +626,9 @@ impl Settings {
             notify_retry_base_ms,
             notify_timeout_seconds,
             webhook_allowed_hosts,
+            trusted_proxies,
+            break_glass_minutes,
+            approval_request_hours,
         })
     }
 
@@ -752,6 +853,59 @@ mod tests {
             err.contains("webhook_allowed_hosts") && err.contains("0 to 32 bits"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn database_roles_and_the_checkpoint_key() {
+        let s = Settings::from_sources(None, &env(&[DB])).unwrap();
+        assert!(s.migration_database_url.is_none());
+        assert!(!s.allow_owner_role);
+        assert_eq!(
+            s.audit_key_file,
+            PathBuf::from(".data/audit-checkpoint.key")
+        );
+        assert_eq!(s.audit_checkpoint_seconds, 60);
+
+        let s = Settings::from_sources(
+            Some((
+                "p.toml",
+                "allow_owner_role = true\naudit_checkpoint_seconds = 5\n",
+            )),
+            &env(&[
+                DB,
+                (
+                    "MIGRATION_DATABASE_URL",
+                    "postgres://owner:hunter2@127.0.0.1/portal",
+                ),
+                ("PORTAL_AUDIT_KEY_FILE", "/etc/portal/checkpoint.key"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.allow_owner_role);
+        assert_eq!(s.audit_checkpoint_seconds, 5);
+        assert_eq!(
+            s.audit_key_file,
+            PathBuf::from("/etc/portal/checkpoint.key")
+        );
+        assert_eq!(
+            s.migration_database_url.as_ref().unwrap().expose(),
+            "postgres://owner:hunter2@127.0.0.1/portal"
+        );
+        assert!(!format!("{s:?}").contains("hunter2"), "{s:?}");
+
+        for (key, value) in [
+            ("MIGRATION_DATABASE_URL", "mysql://owner@h/db"),
+            ("PORTAL_ALLOW_OWNER_ROLE", "yes"),
+            ("PORTAL_AUDIT_CHECKPOINT_SECONDS", "0"),
+            ("PORTAL_AUDIT_KEY_FILE", " "),
+        ] {
+            let err = Settings::from_sources(None, &env(&[DB, (key, value)])).unwrap_err();
+            let name = key.trim_start_matches("PORTAL_").to_ascii_lowercase();
+            assert!(
+                matches!(err, ConfigError::BadValue { ref key, .. } if *key == name),
+                "{key}={value}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
-use crate::web::{audit_export, csrf, health, live, page_guard, run_report};
+use crate::web::{audit_export, client, csrf, health, live, page_guard, run_report};
+use app::ssr::audit::checkpoint::Checkpoints;
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
 use app::{shell, App};
@@ -47,13 +48,23 @@ pub enum StartupError {
     Service(#[from] app::ssr::ServiceError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}; the portal does not start without its checkpoint key")]
+    CheckpointKey(#[from] app::ssr::audit::checkpoint::KeyFileError),
+    #[error("database migration as the runtime role failed: {0} (when DATABASE_URL is a role that may not change the schema, set MIGRATION_DATABASE_URL to the URL of the role that owns it)")]
+    MigrateAsRuntime(sqlx::migrate::MigrateError),
+    #[error("cannot grant the runtime role `{role}` its rights: {source}")]
+    Grant { role: String, source: sqlx::Error },
 }
 
 /// Opens the connection pool and checks that the database answers. Connections
 /// are tested before use and a checkout waits at most three seconds, so the portal
 /// recovers on its own after the database restarts.
 pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
-    let database = settings.database()?;
+    connect_to(settings.database()?, 16).await
+}
+
+/// A pool of at most `max` connections to `database`, created first if missing.
+async fn connect_to(database: &DatabaseUrl, max: u32) -> Result<PgPool, StartupError> {
     let url = database.redacted();
     ensure_database(database).await?;
     let options =
@@ -62,7 +73,7 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, StartupError> {
             source,
         })?;
     PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(max)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(true)
         .connect_with(options)
@@ -93,6 +104,66 @@ async fn ensure_database(database: &DatabaseUrl) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The runtime pool on an up-to-date schema. With `migration_database_url`, the
+/// migrations run as that role (the schema's owner), which then grants the
+/// runtime role ([`grant_runtime`]); without it, they run as `database_url`.
+pub async fn prepare(settings: &Settings) -> Result<PgPool, StartupError> {
+    let Some(owner_url) = &settings.migration_database_url else {
+        let pool = connect(settings).await?;
+        migrate(&pool).await.map_err(|e| match e {
+            StartupError::Migrate(e) => StartupError::MigrateAsRuntime(e),
+            other => other,
+        })?;
+        return Ok(pool);
+    };
+    let owner = connect_to(owner_url, 2).await?;
+    migrate(&owner).await?;
+    let pool = connect(settings).await?;
+    let whoami = "SELECT current_user::text";
+    let owner_role: String = sqlx::query_scalar(whoami).fetch_one(&owner).await?;
+    let runtime: String = sqlx::query_scalar(whoami).fetch_one(&pool).await?;
+    if runtime != owner_role {
+        grant_runtime(&owner, &runtime).await?;
+    }
+    owner.close().await;
+    Ok(pool)
+}
+
+/// Gives the runtime role what the portal needs and no more: on the audit trail
+/// and its checkpoints only SELECT and INSERT (no UPDATE, DELETE, TRUNCATE, and
+/// not the ownership that could disable the append-only triggers); on the other
+/// tables the usual reads and writes; on the migrations' bookkeeping, reading.
+/// Run as the owner after every migration, so new tables are covered.
+pub async fn grant_runtime(owner: &PgPool, role: &str) -> Result<(), StartupError> {
+    let r = format!("\"{}\"", role.replace('"', "\"\""));
+    let statements = [
+        format!("GRANT USAGE ON SCHEMA public TO {r}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}"),
+        format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {r}"),
+        format!("REVOKE ALL ON audit_events, audit_checkpoints, _sqlx_migrations FROM {r}"),
+        format!("GRANT SELECT, INSERT ON audit_events, audit_checkpoints TO {r}"),
+        format!("GRANT SELECT ON _sqlx_migrations TO {r}"),
+        format!("GRANT USAGE ON SCHEMA tower_sessions TO {r}"),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tower_sessions TO {r}"
+        ),
+    ];
+    let fail = |source| StartupError::Grant {
+        role: role.to_string(),
+        source,
+    };
+    let mut tx = owner.begin().await.map_err(fail)?;
+    for sql in &statements {
+        sqlx::query(sql).execute(&mut *tx).await.map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)?;
+    tracing::debug!(
+        role,
+        "runtime database role granted SELECT and INSERT on the audit trail"
+    );
+    Ok(())
+}
+
 /// Applies the portal's migrations and the session store's schema.
 pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
     MIGRATOR.run(pool).await?;
@@ -107,6 +178,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    checkpoints: Arc<Checkpoints>,
 }
 
 impl Application {
@@ -138,6 +210,11 @@ impl Application {
             }
         }
         let notifier = app::ssr::notify::Notifier::new(notifications)?;
+        let checkpoints = Arc::new(Checkpoints::open(&settings.audit_key_file)?);
+        checkpoints.clone().spawn_periodic(
+            pool.clone(),
+            Duration::from_secs(settings.audit_checkpoint_seconds),
+        );
         let state = AppState {
             pool: pool.clone(),
             auth: Arc::new(AuthSettings {
@@ -149,23 +226,32 @@ impl Application {
                 pool.clone(),
                 &runbooks,
                 executor,
-                chrono::Duration::seconds(settings.approval_validity_seconds),
+                app::ssr::approvals::ApprovalTimes {
+                    validity: chrono::Duration::seconds(settings.approval_validity_seconds),
+                    decide_within: chrono::Duration::hours(settings.approval_request_hours),
+                    break_glass_for: chrono::Duration::minutes(settings.break_glass_minutes),
+                },
                 notifier.clone(),
             ),
             sites,
             runbooks: Arc::new(runbooks),
             notifier,
+            sign_in_gate: Arc::new(app::ssr::throttle::SignInGate::for_this_machine()),
+            checkpoints: checkpoints.clone(),
         };
 
         state.engine.spawn_expiry();
+        app::ssr::throttle::spawn_housekeeping(
+            pool.clone(),
+            state.auth.throttle.per_user_and_address.window,
+            std::time::Duration::from_secs(60),
+        );
         // Deliveries left pending by an earlier start are resumed at once.
         state.notifier.spawn(pool.clone());
 
+        // Its schema is made by `migrate` (as the schema's owner): the runtime
+        // role may not create it.
         let store = PostgresStore::new(pool.clone());
-        store
-            .migrate()
-            .await
-            .map_err(|e| StartupError::SessionStore(e.to_string()))?;
         let cleaner = store.clone();
         tokio::spawn(async move {
             if let Err(e) = cleaner
@@ -242,9 +328,25 @@ impl Application {
                 public_origin,
                 csrf::protect,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(client::ClientSettings {
+                    trusted_proxies: settings.trusted_proxies.clone(),
+                    https_by_default: settings.secure_cookies(),
+                }),
+                client::identify,
+            ))
             .layer(TraceLayer::new_for_http());
 
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            checkpoints,
+        })
+    }
+
+    /// The signed checkpoints of the audit chain's head.
+    pub fn checkpoints(&self) -> Arc<Checkpoints> {
+        self.checkpoints.clone()
     }
 
     /// The port the server listens on.
@@ -257,9 +359,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 

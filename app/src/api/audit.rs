@@ -45,7 +45,7 @@ pub async fn show_audit_event(id: i64) -> Result<AuditEventDetail, AppError> {
 pub async fn chain_verification() -> Result<VerificationStatus, AppError> {
     require::<ReadAudit>().await?;
     let state = app_state()?;
-    Ok(audit::verification::status(&state.pool).await?)
+    Ok(audit::verification::status(&state.pool, Some(&state.checkpoints)).await?)
 }
 
 /// Starts verifying the whole chain in the background (or joins the verification
@@ -58,8 +58,13 @@ pub async fn verify_chain() -> Result<i64, AppError> {
     let (id, new) = audit::verification::begin(&state.pool, &by).await?;
     if new {
         let pool = state.pool.clone();
+        let checkpoints = state.checkpoints.clone();
         tokio::spawn(async move {
-            if let Err(e) = audit::verification::run(&pool, id, &by, |_| {}).await {
+            let anchors = audit::verification::Anchors {
+                checkpoints: Some(&checkpoints),
+                expected: None,
+            };
+            if let Err(e) = audit::verification::run(&pool, id, &by, anchors, |_| {}).await {
                 tracing::error!(error = %e, verification = id, "a chain verification failed");
             }
         });

@@ -28,7 +28,8 @@ pub async fn sign_in(
 ) -> Result<String, AppError> {
     let state = app_state()?;
     let session = authz::current_session().await?;
-    let user = sign_in_service::sign_in(&state, &session, &username, password).await?;
+    let client = authz::current_client().await?;
+    let user = sign_in_service::sign_in(&state, &session, client, &username, password).await?;
     let target = if user.must_change_password {
         "/account".to_string()
     } else {

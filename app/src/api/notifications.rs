@@ -29,13 +29,13 @@ fn known_site(state: &crate::ssr::AppState, site: &str) -> Result<(), ServiceErr
 pub async fn get_notifications() -> Result<NotificationsOverview, AppError> {
     require::<ManageSites>().await?;
     let state = app_state()?;
-    let (failed, pending) = outbox::counts(&state.pool).await?;
+    let (channels, deliveries, (failed, pending)) = outbox::snapshot(&state.pool).await?;
     let mut sites: Vec<String> = state.sites.sites().into_iter().map(|s| s.name).collect();
     sites.sort();
     Ok(NotificationsOverview {
         sites,
-        channels: channels::list(&state.pool).await?,
-        deliveries: outbox::recent(&state.pool).await?,
+        channels,
+        deliveries,
         failed,
         pending,
         smtp_relay: state.notifier.smtp_relay(),

@@ -1,6 +1,7 @@
 //! The top bar: where the user can go, who they are, and signing out.
 
 use crate::api::approvals::count_approvals;
+use crate::api::users::count_notices;
 use crate::app::AuthContext;
 use crate::components::live::follow_changes;
 use crate::model::user::Me;
@@ -42,6 +43,23 @@ pub fn NavBar() -> impl IntoView {
             }
         });
     });
+    // Admins: how many changes other admins made that they have not seen.
+    let notices = RwSignal::new(0i64);
+    Effect::new(move |_| {
+        if let Some(Ok(Some(me))) = auth.me.get() {
+            if me.role.permits(Permission::ManageUsers) && !me.must_change_password {
+                leptos::task::spawn_local(async move {
+                    if let Ok(n) = count_notices().await {
+                        notices.set(n);
+                    }
+                });
+            }
+        }
+    });
+    let notice_badge = move || {
+        let n = notices.get();
+        (n > 0).then(|| view! { <span class="count-badge" data-testid="notices-count" aria-label=format!("{n} security notices")>{n}</span> })
+    };
     let badge = move || {
         let n = count.get();
         (n > 0).then(|| view! { <span class="count-badge" data-testid="approvals-count" aria-label=format!("{n} waiting")>{n}</span> })
@@ -60,7 +78,7 @@ pub fn NavBar() -> impl IntoView {
                 {(usable && me.role.permits(Permission::ReadAudit))
                     .then(|| view! { <li><A href="/audit">"Audit"</A></li> })}
                 {(usable && me.role.permits(Permission::ManageUsers))
-                    .then(|| view! { <li><A href="/users">"Users"</A></li> })}
+                    .then(|| view! { <li><A href="/users">"Users" {notice_badge}</A></li> })}
                 {(usable && me.role.permits(Permission::ManageSites))
                     .then(|| view! { <li><A href="/sites">"Sites"</A></li> })}
                 <li><A href="/account">"Account"</A></li>

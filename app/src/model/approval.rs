@@ -101,19 +101,26 @@ pub struct RequestFacts {
     pub requested_by: i64,
     /// How many different supervisors must approve.
     pub quorum: u8,
-    /// The users who approved it so far.
+    /// The users who approved it so far and whose approval still counts: each is
+    /// still an enabled supervisor.
     pub approved_by: Vec<i64>,
+    /// Those who approved it but have since been disabled or lost the supervisor
+    /// role: their approval no longer counts.
+    pub void_approvers: Vec<String>,
     /// When an approved request stops being valid.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When a request still pending expires for lack of decisions.
+    pub decide_by: Option<DateTime<Utc>>,
 }
 
 impl RequestFacts {
     /// The state as it is at `now`: an approval past its time is expired even
     /// before the sweeper has recorded it.
     pub fn state_at(&self, now: DateTime<Utc>) -> ApprovalState {
-        match (self.state, self.expires_at) {
-            (ApprovalState::Approved, Some(at)) if at <= now => ApprovalState::Expired,
-            (state, _) => state,
+        match (self.state, self.expires_at, self.decide_by) {
+            (ApprovalState::Approved, Some(at), _) if at <= now => ApprovalState::Expired,
+            (ApprovalState::Pending, _, Some(by)) if by <= now => ApprovalState::Expired,
+            (state, _, _) => state,
         }
     }
 }
@@ -198,6 +205,8 @@ pub enum Refusal {
     NotApproved { state: ApprovalState },
     #[error("the approval has {have} of the {need} supervisor approvals this step needs")]
     QuorumNotMet { have: usize, need: u8 },
+    #[error("the approval no longer holds: {} {} since been disabled or lost the supervisor role, so {} approval does not count; request approval again", .names.join(" and "), if .names.len() == 1 { "has" } else { "have" }, if .names.len() == 1 { "that" } else { "their" })]
+    ApproverNoLongerValid { names: Vec<String> },
     #[error(
         "the approval was used already: each approval runs the step once; request approval again"
     )]
@@ -221,9 +230,10 @@ impl Refusal {
     pub fn ends_request(&self) -> Option<ApprovalState> {
         match self {
             Refusal::Expired { .. } => Some(ApprovalState::Expired),
-            Refusal::ActionChanged | Refusal::RunbookChanged | Refusal::OtherAttempt { .. } => {
-                Some(ApprovalState::Voided)
-            }
+            Refusal::ActionChanged
+            | Refusal::RunbookChanged
+            | Refusal::OtherAttempt { .. }
+            | Refusal::ApproverNoLongerValid { .. } => Some(ApprovalState::Voided),
             _ => None,
         }
     }
@@ -295,6 +305,11 @@ pub fn check_execution(
     match request.state_at(now) {
         ApprovalState::Approved => {}
         ApprovalState::Used => return Err(Refusal::AlreadyUsed),
+        ApprovalState::Expired if request.state == ApprovalState::Pending => {
+            return Err(Refusal::NotApproved {
+                state: ApprovalState::Expired,
+            })
+        }
         ApprovalState::Expired => {
             return Err(Refusal::Expired {
                 at: request
@@ -310,6 +325,11 @@ pub fn check_execution(
             })
         }
         state => return Err(Refusal::NotApproved { state }),
+    }
+    if !request.void_approvers.is_empty() {
+        return Err(Refusal::ApproverNoLongerValid {
+            names: request.void_approvers.clone(),
+        });
     }
     if request.approved_by.len() < usize::from(request.quorum.max(1)) {
         return Err(Refusal::QuorumNotMet {
@@ -412,6 +432,8 @@ pub struct BreakGlassView {
     pub changed_by: String,
     /// RFC 3339.
     pub changed_at: String,
+    /// While on: when it switches itself off (RFC 3339).
+    pub until: Option<String>,
 }
 
 /// A request with the run it belongs to, for the approvals page.
@@ -451,7 +473,9 @@ mod tests {
             requested_by: OPERATOR,
             quorum,
             approved_by: vec![],
+            void_approvers: vec![],
             expires_at: None,
+            decide_by: Some(now() + Duration::hours(24)),
         }
     }
 
@@ -654,6 +678,39 @@ mod tests {
             action_hash: hash,
             user_id: OPERATOR,
         }
+    }
+
+    #[test]
+    fn an_approval_by_a_supervisor_disabled_or_demoted_since_does_not_run() {
+        let (rb, hash) = ("r".repeat(64), "a".repeat(64));
+        let mut a = approved();
+        a.request.approved_by.clear();
+        a.request.void_approvers = vec!["sam".into()];
+        let refusal = check_execution(5, &a, &target(&rb, &hash), now()).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::ApproverNoLongerValid {
+                names: vec!["sam".into()]
+            }
+        );
+        assert!(refusal.to_string().contains("sam has since been disabled"));
+        assert_eq!(refusal.ends_request(), Some(ApprovalState::Voided));
+    }
+
+    #[test]
+    fn a_pending_request_expires_when_nobody_decides_in_time() {
+        let late = RequestFacts {
+            decide_by: Some(now() - Duration::seconds(1)),
+            ..pending(1)
+        };
+        assert_eq!(late.state_at(now()), ApprovalState::Expired);
+        assert_eq!(
+            approve(supervisor(SUPERVISOR), &late),
+            Err(Refusal::NotPending {
+                state: ApprovalState::Expired
+            })
+        );
+        assert_eq!(pending(1).state_at(now()), ApprovalState::Pending);
     }
 
     #[test]

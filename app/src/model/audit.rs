@@ -42,6 +42,16 @@ pub struct ChainVerification {
     pub head_hash: Option<String>,
     pub broken_at: Option<i64>,
     pub reason: Option<String>,
+    /// The signed checkpoint the chain was compared with: its head, when it was
+    /// signed (RFC 3339) and where it was read.
+    #[serde(default)]
+    pub anchor_head_id: Option<i64>,
+    #[serde(default)]
+    pub anchor_head_hash: Option<String>,
+    #[serde(default)]
+    pub anchor_at: Option<String>,
+    #[serde(default)]
+    pub anchor_source: Option<String>,
 }
 
 impl ChainVerification {
@@ -56,6 +66,33 @@ impl ChainVerification {
 pub struct VerificationStatus {
     pub latest: Option<ChainVerification>,
     pub last_finished: Option<ChainVerification>,
+    /// The chain's last event now.
+    #[serde(default)]
+    pub head: Option<HeadRef>,
+    /// The newest signed checkpoint of the head known to the portal.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointView>,
+    /// Why the portal's database role could rewrite the trail (empty: it cannot).
+    #[serde(default)]
+    pub role_warnings: Vec<String>,
+}
+
+/// An event by id and hash: the chain's head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadRef {
+    pub id: i64,
+    pub hash: String,
+}
+
+/// A signed checkpoint as shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointView {
+    pub head_id: i64,
+    pub head_hash: String,
+    /// When it was signed, RFC 3339.
+    pub at: String,
+    /// Where it was read (a row of the table, a line of the file).
+    pub source: String,
 }
 
 /// One event with what its own fields say about it.
@@ -92,6 +129,16 @@ pub enum AuditAction {
     SignIn,
     SignInFailed,
     SignInThrottled,
+    /// How many sign-ins on one username failed in a closed window (the first
+    /// was audited on its own).
+    SignInFailuresSummarized,
+    /// How many attempts from one address were refused for throttling in a
+    /// closed window.
+    SignInThrottlesSummarized,
+    /// An administrator forgot a user's failed sign-ins.
+    UserUnlocked,
+    /// A user's e-mail address or display name was set.
+    UserContactChanged,
     SignOut,
     InitialAdminCreated,
     UserCreated,
@@ -167,11 +214,15 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 36] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignInThrottled,
+        AuditAction::SignInFailuresSummarized,
+        AuditAction::SignInThrottlesSummarized,
+        AuditAction::UserUnlocked,
+        AuditAction::UserContactChanged,
         AuditAction::SignOut,
         AuditAction::InitialAdminCreated,
         AuditAction::UserCreated,
@@ -213,6 +264,10 @@ impl AuditAction {
             AuditAction::SignIn => "auth.sign_in",
             AuditAction::SignInFailed => "auth.sign_in_failed",
             AuditAction::SignInThrottled => "auth.sign_in_throttled",
+            AuditAction::SignInFailuresSummarized => "auth.sign_in_failures_summarized",
+            AuditAction::SignInThrottlesSummarized => "auth.sign_in_throttles_summarized",
+            AuditAction::UserUnlocked => "user.unlocked",
+            AuditAction::UserContactChanged => "user.contact_changed",
             AuditAction::SignOut => "auth.sign_out",
             AuditAction::InitialAdminCreated => "user.initial_admin_created",
             AuditAction::UserCreated => "user.created",

@@ -4,6 +4,7 @@ pub mod ansi;
 pub mod approval;
 pub mod audit;
 pub mod audit_query;
+pub mod duties;
 pub mod notification;
 pub mod password;
 pub mod progress;
@@ -13,6 +14,7 @@ pub mod run_report;
 pub mod run_view;
 pub mod runbook;
 pub mod site;
+pub mod throttle;
 pub mod user;
 
 pub use role::{Permission, Role};

@@ -50,6 +50,11 @@ pub struct ChainCheck {
     /// How many events were checked.
     pub checked: u64,
     pub verdict: ChainVerdict,
+    /// The whole chain's last event when the report was made: kept with the
+    /// report, `recovery-portal audit verify --expect-head ID:HASH` later shows
+    /// that no event up to it was removed or changed.
+    #[serde(default)]
+    pub head: Option<EventRef>,
 }
 
 /// An event by id and hash.
@@ -240,6 +245,7 @@ mod tests {
             }),
             checked: 7,
             verdict: ChainVerdict::Intact,
+            head: None,
         };
         assert_eq!(
             check.sentence(),

@@ -77,6 +77,30 @@ pub struct UserSummary {
     pub must_change_password: bool,
     pub created_at: DateTime<Utc>,
     pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// A change to accounts or break glass made by someone else, for admins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityNotice {
+    /// The audit event it comes from.
+    pub event_id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// What was done, in words: `reset the password of sam`.
+    pub what: String,
+    /// Not yet acknowledged by the viewer.
+    pub unseen: bool,
+}
+
+/// What the Users page shows an admin above the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersOversight {
+    /// Newest first, from the last seven days.
+    pub notices: Vec<SecurityNotice>,
+    /// Admin and supervisor accounts that seem to belong to one person.
+    pub shared: Vec<super::duties::SharedIdentity>,
 }
 
 #[cfg(test)]

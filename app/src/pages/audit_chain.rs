@@ -16,22 +16,43 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+/// What the verification compared the chain with, besides its own links.
+fn anchor_line(v: &ChainVerification) -> AnyView {
+    match (v.anchor_head_id, v.anchor_head_hash.clone()) {
+        (Some(id), Some(hash)) => view! {
+            <p class="hash" data-testid="verify-anchor">
+                {format!("Compared with the signed checkpoint of {} ({}): head {id} ", v.anchor_at.clone().unwrap_or_default(), v.anchor_source.clone().unwrap_or_default())}
+                <code>{hash}</code>
+            </p>
+        }
+        .into_any(),
+        _ => view! { <p class="muted" data-testid="verify-anchor">"No signed checkpoint of the head was found to compare with: only the chain's own links were checked."</p> }.into_any(),
+    }
+}
+
 fn result_line(v: &ChainVerification) -> AnyView {
     let when = v.finished_at.clone().unwrap_or_default();
+    let anchor = anchor_line(v);
     match v.state.as_str() {
         "intact" => view! {
             <p class="verdict good" data-testid="verify-result">
                 {format!("Intact: all {} events verified (up to event {}), {} by {}.", v.checked, v.head_id.unwrap_or(0), when, v.started_by)}
             </p>
             {v.head_hash.clone().map(|h| view! { <p class="hash">"Head hash " <code>{h}</code></p> })}
+            {anchor}
         }
         .into_any(),
         "broken" => view! {
             <p class="verdict bad" data-testid="verify-result" role="alert">
-                {format!("BROKEN at event {}: {} ({} events before it verified; {} by {}).",
-                    v.broken_at.unwrap_or(0), v.reason.clone().unwrap_or_default(), v.checked, when, v.started_by)}
+                {match v.broken_at {
+                    Some(at) => format!("BROKEN at event {at}: {} ({} events before it verified; {} by {}).",
+                        v.reason.clone().unwrap_or_default(), v.checked, when, v.started_by),
+                    None => format!("BROKEN: {} ({} events verified; {} by {}).",
+                        v.reason.clone().unwrap_or_default(), v.checked, when, v.started_by),
+                }}
             </p>
             {v.broken_at.map(|id| view! { <p><a href=format!("/audit/events/{id}")>{format!("Open event {id}")}</a></p> })}
+            {anchor}
         }
         .into_any(),
         _ => view! {
@@ -46,6 +67,21 @@ fn result_line(v: &ChainVerification) -> AnyView {
 fn status_view(s: VerificationStatus, verify: ServerAction<VerifyChain>) -> AnyView {
     let running = s.latest.clone().filter(ChainVerification::running);
     view! {
+        {s.role_warnings.iter().map(|w| view! {
+            <p class="verdict bad" role="alert" data-testid="verify-role-warning">
+                {format!("Warning: {w}. The append-only triggers do not protect the trail from the portal's own database role; serve as a role with only SELECT and INSERT on audit_events (README, Database roles).")}
+            </p>
+        }).collect_view()}
+        <table class="fields" data-testid="verify-head"><tbody>
+            <tr><th scope="row">"Chain head now"</th><td>{match s.head.clone() {
+                Some(h) => view! { {format!("event {} ", h.id)} <code>{h.hash}</code> }.into_any(),
+                None => view! { "no events yet" }.into_any(),
+            }}</td></tr>
+            <tr><th scope="row">"Last signed checkpoint"</th><td data-testid="verify-checkpoint">{match s.checkpoint.clone() {
+                Some(c) => view! { {format!("head {} ", c.head_id)} <code>{c.head_hash}</code> {format!(", signed {} ({})", c.at, c.source)} }.into_any(),
+                None => view! { "none yet" }.into_any(),
+            }}</td></tr>
+        </tbody></table>
         {match &running {
             Some(v) => {
                 let total = v.total.max(1);
@@ -102,7 +138,7 @@ pub fn VerifyChainPage() -> impl IntoView {
             <section class="card">
                 <p><a href="/audit">"← Audit trail"</a></p>
                 <h1>"Audit chain verification"</h1>
-                <p class="muted">"Every event's hash is recomputed from its fields and checked against the next event's link, from event 1 to the last. A changed, removed or re-ordered event is named here."</p>
+                <p class="muted">"Every event's hash is recomputed from its fields and checked against the next event's link, from event 1 to the last, and the chain is compared with the newest signed checkpoint of its head: a changed, removed or re-ordered event is named here, and so are events removed from the end since the checkpoint."</p>
                 <ActionResult value=verify_result/>
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {

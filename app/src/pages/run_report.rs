@@ -160,6 +160,7 @@ fn report_view(r: RunReport) -> AnyView {
             <table class="fields" data-testid="report-chain"><tbody>
                 {chain.first.clone().map(|e| field("First event", view! { {format!("#{} ", e.id)} <code>{e.hash}</code> }))}
                 {chain.last.clone().map(|e| field("Last event", view! { {format!("#{} ", e.id)} <code>{e.hash}</code> }))}
+                {chain.head.clone().map(|e| field("Chain head", view! { {format!("#{} ", e.id)} <code data-testid="report-head">{e.hash}</code> " (the whole trail's last event when this report was made)" }))}
             </tbody></table>
             <p class=if chain.intact() { "verdict good" } else { "verdict bad" } data-testid="report-verdict">{chain.sentence()}</p>
         </section>

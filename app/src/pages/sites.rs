@@ -32,11 +32,15 @@ fn break_glass_form(site: String, current: Option<BreakGlassView>, a: Actions) -
             <h3>"Break-glass mode"</h3>
             {match current {
                 Some(b) => view! { <p class=if b.enabled { "notice break-glass" } else { "muted" }>
-                    {format!("{} since {} by {}: {}", if b.enabled { "ON" } else { "Off" }, when(&b.changed_at), b.changed_by, b.reason)}
+                    {match (b.enabled, &b.until) {
+                        (true, Some(until)) => format!("ON since {} by {} until {} (it then switches itself off): {}", when(&b.changed_at), b.changed_by, when(until), b.reason),
+                        (false, Some(until)) => format!("Off: switched itself off at {} (switched on at {} by {}: {})", when(until), when(&b.changed_at), b.changed_by, b.reason),
+                        (enabled, None) => format!("{} since {} by {}: {}", if enabled { "ON" } else { "Off" }, when(&b.changed_at), b.changed_by, b.reason),
+                    }}
                 </p> }.into_any(),
                 None => view! { <p class="muted">"Off (never switched on)."</p> }.into_any(),
             }}
-            <p class="muted">"While it is on, a supervisor may approve their own request for a destructive step on this site, with a written reason. Such approvals are shown in red everywhere, and audited."</p>
+            <p class="muted">"While it is on, a supervisor may approve their own request for a destructive step on this site, with a written reason. Such approvals are shown in red everywhere, and audited. It switches itself off after the time the portal is configured for (break_glass_minutes, 60 by default)."</p>
             <ActionForm action=a.break_glass attr:class="inline">
                 <input type="hidden" name="site" value=site/>
                 {(!on).then(|| view! { <input type="hidden" name="enabled" value="true"/> })}

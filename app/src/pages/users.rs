@@ -1,13 +1,15 @@
-//! Users (admin): list, create, disable/enable, reset password, change role.
+//! Users (admin): list, create, disable/enable, reset password, change role,
+//! unlock; what other admins changed, and accounts that seem to be one person's.
 
 use crate::api::users::{
-    list_users, ChangeUserRole, CreateUser, DisableUser, EnableUser, ResetUserPassword,
+    get_users_oversight, list_users, AcknowledgeNotices, ChangeUserRole, CreateUser, DisableUser,
+    EnableUser, ResetUserPassword, UnlockUser,
 };
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
 use crate::error::AppError;
 use crate::model::password::MIN_PASSWORD_CHARS;
-use crate::model::user::{Me, UserSummary};
+use crate::model::user::{Me, UserSummary, UsersOversight};
 use crate::model::Role;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -25,6 +27,8 @@ struct UserActions {
     enable: ServerAction<EnableUser>,
     reset: ServerAction<ResetUserPassword>,
     role: ServerAction<ChangeUserRole>,
+    unlock: ServerAction<UnlockUser>,
+    acknowledge: ServerAction<AcknowledgeNotices>,
 }
 
 fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView {
@@ -41,7 +45,11 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
     };
     view! {
         <tr data-username=row_name>
-            <td data-label="User"><strong>{label_name}</strong>{is_me.then_some(" (you)")}</td>
+            <td data-label="User">
+                <strong>{label_name}</strong>{is_me.then_some(" (you)")}
+                {user.display_name.clone().map(|n| view! { <br/><span class="muted">{n}</span> })}
+                {user.email.clone().map(|e| view! { <br/><span class="muted">{e}</span> })}
+            </td>
             <td data-label="Role">{user.role.as_str()}</td>
             <td data-label="Status"><span class=format!("status status-{}", if user.disabled { "off" } else if user.must_change_password { "warn" } else { "on" })>{status}</span></td>
             <td data-label="Last sign-in">{when(user.last_sign_in_at)}</td>
@@ -52,7 +60,7 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
                     let role_label = format!("New role for {name}");
                     let reset_id = format!("reset-{name}");
                     let reset_label = format!("Temporary password for {name}");
-                    let (n1, n2, n3) = (name.clone(), name.clone(), name.clone());
+                    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
                     let current_role = user.role;
                     let toggle = if user.disabled {
                         view! {
@@ -87,6 +95,10 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
                             <input id=reset_id name="password" type="password" placeholder="temporary password" autocomplete="new-password" minlength=MIN_PASSWORD_CHARS required/>
                             <button type="submit" class="secondary">"Reset password"</button>
                         </ActionForm>
+                        <ActionForm action=actions.unlock attr:class="inline">
+                            <input type="hidden" name="username" value=n4/>
+                            <button type="submit" class="secondary" title="Forget this user's failed sign-ins from every address">"Unlock"</button>
+                        </ActionForm>
                     }
                 })}
             </td>
@@ -94,20 +106,80 @@ fn user_row(user: UserSummary, me: &str, actions: UserActions) -> impl IntoView 
     }
 }
 
+/// Changes other admins made, and accounts that seem to be one person's: what
+/// keeps one admin from getting round four eyes unnoticed.
+fn oversight_section(o: UsersOversight, acknowledge: ServerAction<AcknowledgeNotices>) -> AnyView {
+    let newest = o.notices.first().map(|n| n.event_id).unwrap_or(0);
+    let unseen = o.notices.iter().filter(|n| n.unseen).count();
+    view! {
+        <section class="card oversight" data-testid="oversight">
+            <h2>"Separation of duties"</h2>
+            {if o.shared.is_empty() {
+                view! { <p class="muted">"No admin account shares an e-mail address or display name with a supervisor account."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="notice error" role="alert" data-testid="shared-identities">
+                        <p><strong>"One person may hold both an admin and a supervisor account:"</strong></p>
+                        <ul>
+                            {o.shared.into_iter().map(|s| view! {
+                                <li>{format!("admin {} and supervisor {} share the {}", s.admin, s.supervisor, s.shared)}</li>
+                            }).collect_view()}
+                        </ul>
+                        <p>"Such a person can reset, grant and approve alone. Disable one of the accounts, or record why both are needed."</p>
+                    </div>
+                }.into_any()
+            }}
+            <h3>"Changes by other admins (last 7 days)"</h3>
+            {if o.notices.is_empty() {
+                view! { <p class="muted">"None."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="notices" data-testid="notices">
+                        {o.notices.into_iter().map(|n| view! {
+                            <li class=if n.unseen { "unseen" } else { "seen" }>
+                                {n.unseen.then_some(view! { <span class="count-badge">"new"</span>" " })}
+                                {format!("{}: {} {}", n.at.format("%Y-%m-%d %H:%M UTC"), n.actor, n.what)}
+                                " "<a href=format!("/audit/events/{}", n.event_id)>"(event)"</a>
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                    {(unseen > 0).then(|| view! {
+                        <ActionForm action=acknowledge attr:class="inline">
+                            <input type="hidden" name="up_to" value=newest.to_string()/>
+                            <button type="submit" class="secondary">"Mark as seen"</button>
+                        </ActionForm>
+                    })}
+                }.into_any()
+            }}
+        </section>
+    }
+    .into_any()
+}
+
 fn users_page(
     me: Me,
     actions: UserActions,
     users: Resource<Result<Vec<UserSummary>, AppError>>,
+    oversight: Resource<Result<UsersOversight, AppError>>,
 ) -> AnyView {
     let me_name = me.username.clone();
     view! {
         <Title text="Users · Recovery Portal"/>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match oversight.await {
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                    Ok(o) => oversight_section(o, actions.acknowledge),
+                }
+            })}
+        </Transition>
         <section class="card">
             <h1>"Users"</h1>
             <ActionResult value=actions.disable.value() success="User disabled; their sessions have ended."/>
             <ActionResult value=actions.enable.value() success="User enabled."/>
             <ActionResult value=actions.reset.value() success="Temporary password set; the user must change it at the next sign-in."/>
             <ActionResult value=actions.role.value() success="Role changed; the user's sessions have ended."/>
+            <ActionResult value=actions.unlock.value() success="Unlocked: the user's failed sign-ins are forgotten, so no wait is left for them."/>
             <Transition fallback=|| view! { <p class="loading">"Loading users…"</p> }>
                 {
                     let me_name = me_name.clone();
@@ -142,6 +214,11 @@ fn users_page(
                 </select>
                 <label for="new-password">"Temporary password"</label>
                 <input id="new-password" name="password" type="password" autocomplete="new-password" minlength=MIN_PASSWORD_CHARS required/>
+                <label for="new-display-name">"Display name (optional)"</label>
+                <input id="new-display-name" name="display_name" type="text" autocomplete="off"/>
+                <label for="new-email">"E-mail (optional)"</label>
+                <input id="new-email" name="email" type="email" autocomplete="off"/>
+                <p class="muted">"With these the portal recognises one person's admin and supervisor accounts."</p>
                 <button type="submit">"Create user"</button>
             </ActionForm>
             <ActionResult value=actions.create.value() success="User created."/>
@@ -162,6 +239,8 @@ pub fn UsersPage() -> impl IntoView {
         enable: ServerAction::new(),
         reset: ServerAction::new(),
         role: ServerAction::new(),
+        unlock: ServerAction::new(),
+        acknowledge: ServerAction::new(),
     };
     let users = Resource::new(
         move || {
@@ -175,5 +254,16 @@ pub fn UsersPage() -> impl IntoView {
         },
         |_| list_users(),
     );
-    view! { <Guarded view=move |me| users_page(me, actions, users)/> }
+    let oversight = Resource::new(
+        move || {
+            (
+                actions.create.version().get(),
+                actions.reset.version().get(),
+                actions.role.version().get(),
+                actions.acknowledge.version().get(),
+            )
+        },
+        |_| get_users_oversight(),
+    );
+    view! { <Guarded view=move |me| users_page(me, actions, users, oversight)/> }
 }

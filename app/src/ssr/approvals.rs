@@ -38,6 +38,28 @@ pub fn action_hash(fingerprint: &str) -> String {
     hex::encode(Sha256::digest(fingerprint.as_bytes()))
 }
 
+/// How long the parts of the gate last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApprovalTimes {
+    /// An approval stays valid this long once given.
+    pub validity: Duration,
+    /// A request expires if its decisions have not come this long after it was
+    /// made: the site it was made for has moved on since.
+    pub decide_within: Duration,
+    /// Break glass switches itself off this long after an admin switched it on.
+    pub break_glass_for: Duration,
+}
+
+impl Default for ApprovalTimes {
+    fn default() -> Self {
+        Self {
+            validity: Duration::minutes(15),
+            decide_within: Duration::hours(24),
+            break_glass_for: Duration::hours(1),
+        }
+    }
+}
+
 /// A new request, as the engine renders it.
 #[derive(Clone, Debug)]
 pub struct NewRequest<'a> {
@@ -55,6 +77,8 @@ pub struct NewRequest<'a> {
     pub user_id: i64,
     /// The approvals page, which notifications link to.
     pub approvals_page: &'a str,
+    /// The request expires if not decided within this.
+    pub decide_within: Duration,
 }
 
 /// Records a request: the step moves to awaiting-approval, and its notifications
@@ -85,8 +109,8 @@ pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<
     .await?;
     let attempt = t.attempts + 1;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO approval_requests (run_id, position, step_id, attempt, site, host, runbook_sha256, action, action_hash, quorum, justification, requested_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        "INSERT INTO approval_requests (run_id, position, step_id, attempt, site, host, runbook_sha256, action, action_hash, quorum, justification, requested_by, decide_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp() + $13::float8 * interval '1 second') RETURNING id",
     )
     .bind(r.run_id)
     .bind(r.position)
@@ -100,6 +124,7 @@ pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<
     .bind(i16::from(r.quorum.clamp(1, 2)))
     .bind(justification)
     .bind(r.user_id)
+    .bind(r.decide_within.num_milliseconds() as f64 / 1000.0)
     .fetch_one(&mut *tx)
     .await?;
     super::notify::outbox::enqueue_approval(&mut tx, id, r.approvals_page).await?;
@@ -137,7 +162,7 @@ struct Locked {
 
 async fn lock(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<Locked>, ServiceError> {
     let Some(row) = sqlx::query(
-        "SELECT run_id, position, step_id, attempt, site, runbook_sha256, action_hash, quorum, requested_by, state, expires_at \
+        "SELECT run_id, position, step_id, attempt, site, runbook_sha256, action_hash, quorum, requested_by, state, expires_at, decide_by \
          FROM approval_requests WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
@@ -146,12 +171,26 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<Lock
     else {
         return Ok(None);
     };
-    let approved_by: Vec<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM approval_decisions WHERE request_id = $1 AND decision = 'approve' ORDER BY id",
+    // An approval counts only while its supervisor still is one: approvals of
+    // users disabled or demoted since (a suspect approval, a departed colleague)
+    // are void. Read under the request's lock, in the transaction that uses it.
+    let approvers = sqlx::query(
+        "SELECT d.user_id, u.username, (u.disabled OR u.role <> 'supervisor') AS void \
+         FROM approval_decisions d JOIN users u ON u.id = d.user_id \
+         WHERE d.request_id = $1 AND d.decision = 'approve' ORDER BY d.id",
     )
     .bind(id)
     .fetch_all(&mut **tx)
     .await?;
+    let mut approved_by = Vec::new();
+    let mut void_approvers = Vec::new();
+    for a in &approvers {
+        if a.try_get::<bool, _>("void")? {
+            void_approvers.push(a.try_get::<String, _>("username")?);
+        } else {
+            approved_by.push(a.try_get::<i64, _>("user_id")?);
+        }
+    }
     let state: String = row.try_get("state")?;
     Ok(Some(Locked {
         facts: ApprovalFacts {
@@ -162,7 +201,9 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<Lock
                 requested_by: row.try_get("requested_by")?,
                 quorum: u8::try_from(row.try_get::<i16, _>("quorum")?).unwrap_or(1),
                 approved_by,
+                void_approvers,
                 expires_at: row.try_get("expires_at")?,
+                decide_by: row.try_get("decide_by")?,
             },
             run_id: row.try_get("run_id")?,
             position: row.try_get("position")?,
@@ -512,6 +553,38 @@ pub(crate) async fn void_if_changed(
     Ok(true)
 }
 
+/// Voids every approved, unused request that `user_id` approved, inside the
+/// caller's transaction: the user was just disabled or lost the supervisor role,
+/// so their approvals no longer count (requests still pending simply no longer
+/// count them). Returns the runs whose requests were voided.
+pub(crate) async fn void_approved_by(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: i64,
+    actor: &Actor,
+    why: &str,
+) -> Result<Vec<i64>, ServiceError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT a.id FROM approval_requests a WHERE a.state = 'approved' AND EXISTS ( \
+             SELECT 1 FROM approval_decisions d WHERE d.request_id = a.id AND d.user_id = $1 AND d.decision = 'approve') \
+         ORDER BY a.id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut runs = Vec::new();
+    for id in ids {
+        let Some(locked) = lock(tx, id).await? else {
+            continue;
+        };
+        if locked.facts.request.state != ApprovalState::Approved {
+            continue;
+        }
+        end_locked(tx, id, &locked, ApprovalState::Voided, actor, why).await?;
+        runs.push(locked.facts.run_id);
+    }
+    Ok(runs)
+}
+
 /// The step about to run under an approval, as the engine renders it now.
 #[derive(Clone, Debug)]
 pub struct Execution<'a> {
@@ -783,7 +856,9 @@ pub async fn expire_due(pool: &PgPool) -> Result<Vec<i64>, ServiceError> {
     loop {
         let mut tx = pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM approval_requests WHERE state = 'approved' AND expires_at <= clock_timestamp() AND id > $1 \
+            "SELECT id FROM approval_requests WHERE id > $1 AND ( \
+                 (state = 'approved' AND expires_at <= clock_timestamp()) \
+                 OR (state = 'pending' AND decide_by <= clock_timestamp())) \
              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .bind(after)
@@ -799,13 +874,18 @@ pub async fn expire_due(pool: &PgPool) -> Result<Vec<i64>, ServiceError> {
             let locked = lock(&mut tx, id)
                 .await?
                 .ok_or_else(|| ServiceError::Internal(format!("approval {id} vanished")))?;
+            let why = if locked.facts.request.state == ApprovalState::Pending {
+                "not decided in time: ask again if the step must still run"
+            } else {
+                "not used before it expired"
+            };
             end_locked(
                 &mut tx,
                 id,
                 &locked,
                 ApprovalState::Expired,
                 &Actor::System,
-                "not used before it expired",
+                why,
             )
             .await?;
             tx.commit().await?;
@@ -823,19 +903,21 @@ async fn break_glass_enabled(
     tx: &mut Transaction<'_, Postgres>,
     site: &str,
 ) -> Result<bool, ServiceError> {
-    Ok(
-        sqlx::query_scalar::<_, bool>("SELECT enabled FROM site_break_glass WHERE site = $1")
-            .bind(site)
-            .fetch_optional(&mut **tx)
-            .await?
-            .unwrap_or(false),
+    Ok(sqlx::query_scalar::<_, bool>(
+        "SELECT enabled AND expires_at > clock_timestamp() FROM site_break_glass WHERE site = $1",
     )
+    .bind(site)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(false))
 }
 
 /// Every site's break-glass setting, by site.
 pub async fn break_glass(pool: &PgPool) -> Result<BTreeMap<String, BreakGlassView>, ServiceError> {
     let rows = sqlx::query(
-        "SELECT b.site, b.enabled, b.reason, u.username, b.changed_at FROM site_break_glass b JOIN users u ON u.id = b.changed_by",
+        "SELECT b.site, b.enabled AND b.expires_at > clock_timestamp() AS enabled, b.reason, u.username, b.changed_at, \
+         CASE WHEN b.enabled THEN b.expires_at END AS expires_at \
+         FROM site_break_glass b JOIN users u ON u.id = b.changed_by",
     )
     .fetch_all(pool)
     .await?;
@@ -848,13 +930,18 @@ pub async fn break_glass(pool: &PgPool) -> Result<BTreeMap<String, BreakGlassVie
                     reason: r.try_get("reason")?,
                     changed_by: r.try_get("username")?,
                     changed_at: rfc3339(r.try_get("changed_at")?),
+                    until: r
+                        .try_get::<Option<DateTime<Utc>>, _>("expires_at")?
+                        .map(rfc3339),
                 },
             ))
         })
         .collect()
 }
 
-/// Switches break-glass mode of `site` on or off, with a written reason.
+/// Switches break-glass mode of `site` on (for `lasts`, after which it is off by
+/// itself: an emergency measure must not outlive the emergency) or off, with a
+/// written reason.
 pub async fn set_break_glass(
     pool: &PgPool,
     site: &str,
@@ -862,6 +949,7 @@ pub async fn set_break_glass(
     reason: &str,
     user_id: i64,
     actor: &Actor,
+    lasts: Duration,
 ) -> Result<(), ServiceError> {
     let reason = reason.trim();
     if reason.is_empty() {
@@ -871,23 +959,28 @@ pub async fn set_break_glass(
         ));
     }
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO site_break_glass (site, enabled, reason, changed_by) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (site) DO UPDATE SET enabled = $2, reason = $3, changed_by = $4, changed_at = now()",
+    let until = sqlx::query(
+        "INSERT INTO site_break_glass (site, enabled, reason, changed_by, expires_at) \
+         VALUES ($1, $2, $3, $4, clock_timestamp() + $5::float8 * interval '1 second') \
+         ON CONFLICT (site) DO UPDATE SET enabled = $2, reason = $3, changed_by = $4, changed_at = now(), \
+             expires_at = EXCLUDED.expires_at \
+         RETURNING expires_at",
     )
     .bind(site)
     .bind(enabled)
     .bind(reason)
     .bind(user_id)
-    .execute(&mut *tx)
+    .bind(lasts.num_milliseconds() as f64 / 1000.0)
+    .fetch_one(&mut *tx)
     .await?;
+    let until: DateTime<Utc> = until.try_get("expires_at")?;
     audit::append(
         &mut tx,
         NewEvent::new(
             actor,
             AuditAction::BreakGlassChanged,
             format!("site:{site}"),
-            json!({ "enabled": enabled, "reason": reason }),
+            json!({ "enabled": enabled, "reason": reason, "until": enabled.then(|| rfc3339(until)) }),
         ),
     )
     .await?;

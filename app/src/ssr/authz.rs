@@ -80,6 +80,15 @@ pub async fn current_session() -> Result<Session, ServiceError> {
         .map_err(|e| ServiceError::Internal(format!("no session layer: {e}")))
 }
 
+/// The client of the current request (address, https), as the server's client
+/// layer identified it.
+pub async fn current_client() -> Result<super::client::ClientInfo, ServiceError> {
+    leptos_axum::extract::<axum::Extension<super::client::ClientInfo>>()
+        .await
+        .map(|axum::Extension(client)| client)
+        .map_err(|e| ServiceError::Internal(format!("no client layer: {e}")))
+}
+
 /// The signed-in caller, or [`AppError::Unauthenticated`].
 pub async fn signed_in() -> Result<SignedIn, ServiceError> {
     let state = app_state()?;
@@ -113,6 +122,8 @@ mod tests {
             session_epoch: 0,
             created_at: chrono::Utc::now(),
             last_sign_in_at: None,
+            email: None,
+            display_name: None,
         }
     }
 

@@ -3,8 +3,11 @@
 //! - [`state`]: what every request can reach (database pool, settings).
 //! - [`error`]: server-side errors and their one mapping to [`crate::error::AppError`].
 //! - [`session`] and [`authz`]: who is calling, and the proof that they may.
+//! - [`client`]: the client's address and scheme, also behind trusted proxies.
 //! - [`passwords`], [`throttle`], [`sign_in`]: authentication.
 //! - [`users`]: the user repository and user administration.
+//! - [`oversight`]: admins watching admins: notices of account changes, one
+//!   person holding both an admin and a supervisor account.
 //! - [`audit`]: the hash-chained, append-only audit store.
 //! - [`runs`]: runs and their steps in the database, through the step state machine.
 //! - [`approvals`]: the approval gate of destructive steps, enforced in one place.
@@ -23,10 +26,12 @@ pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod catalogue;
+pub mod client;
 pub mod engine;
 pub mod error;
 pub mod live;
 pub mod notify;
+pub mod oversight;
 pub mod passwords;
 pub mod report;
 pub mod respond;

@@ -72,6 +72,9 @@ pub async fn build(
             ));
         }
     }
+    // The chain's head is printed in the report, not in this trailer: the
+    // attachment stays the same file however often the report is downloaded
+    // (each download is audited, and so moves the head).
     if attach {
         jsonl.push_str(&export::jsonl_trailer(
             events.len() as u64,
@@ -97,6 +100,9 @@ async fn check_chain(
     pool: &PgPool,
     events: &[(ChainedEvent, String)],
 ) -> Result<ChainCheck, ServiceError> {
+    let head = audit::store::head(pool)
+        .await?
+        .map(|(id, hash)| EventRef { id, hash });
     let (Some((first, first_hash)), Some((last, last_hash))) = (events.first(), events.last())
     else {
         return Ok(ChainCheck {
@@ -104,6 +110,7 @@ async fn check_chain(
             last: None,
             checked: 0,
             verdict: ChainVerdict::NoEvents,
+            head,
         });
     };
     let verified = audit::store::verify_range(pool, first.id, last.id).await?;
@@ -117,6 +124,7 @@ async fn check_chain(
             hash: last_hash.clone(),
         }),
         checked: verified.checked,
+        head,
         verdict: match verified.broken {
             None => ChainVerdict::Intact,
             Some(b) => ChainVerdict::Broken {

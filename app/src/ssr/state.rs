@@ -1,7 +1,8 @@
 //! The state every request can reach, provided to server functions as context.
 
-use super::throttle::SignInThrottle;
+use super::throttle::SignInGate;
 use super::ServiceError;
+use crate::model::throttle::SignInThrottle;
 use chrono::Duration;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -36,10 +37,15 @@ pub struct AppState {
     pub runbooks: Arc<Vec<runbook::Runbook>>,
     /// Executes runs.
     pub engine: Arc<super::engine::Engine>,
+    /// Admits sign-in attempts: one per client address, no more password
+    /// checks at once than cores.
+    pub sign_in_gate: Arc<SignInGate>,
     /// The sites as the executor knows them.
     pub sites: Arc<dyn super::sites::SiteDirectory>,
     /// Approval notifications (webhooks, e-mail).
     pub notifier: Arc<super::notify::Notifier>,
+    /// Signed checkpoints of the audit chain's head.
+    pub checkpoints: Arc<super::audit::checkpoint::Checkpoints>,
 }
 
 /// The state provided to the current server function or page render.

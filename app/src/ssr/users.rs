@@ -26,6 +26,8 @@ pub struct UserRecord {
     pub session_epoch: i64,
     pub created_at: DateTime<Utc>,
     pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
 }
 
 impl UserRecord {
@@ -38,6 +40,8 @@ impl UserRecord {
             must_change_password: self.must_change_password,
             created_at: self.created_at,
             last_sign_in_at: self.last_sign_in_at,
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
         }
     }
 
@@ -47,7 +51,7 @@ impl UserRecord {
     }
 }
 
-const COLUMNS: &str = "id, username, role, password_hash, disabled, must_change_password, session_epoch, created_at, last_sign_in_at";
+const COLUMNS: &str = "id, username, role, password_hash, disabled, must_change_password, session_epoch, created_at, last_sign_in_at, email, display_name";
 
 fn from_row(row: &sqlx::postgres::PgRow) -> Result<UserRecord, ServiceError> {
     let role: String = row.try_get("role")?;
@@ -63,6 +67,8 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<UserRecord, ServiceError> {
         session_epoch: row.try_get("session_epoch")?,
         created_at: row.try_get("created_at")?,
         last_sign_in_at: row.try_get("last_sign_in_at")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
     })
 }
 
@@ -276,6 +282,20 @@ async fn apply_change(
         NewEvent::new(actor, action, format!("user:{name}"), details),
     )
     .await?;
+    // Four eyes: what a supervisor approved must not outlive their being one.
+    let stops_approving = user.role == Role::Supervisor
+        && match &change {
+            AccountChange::Disable => true,
+            AccountChange::Role(role) => *role != Role::Supervisor,
+            _ => false,
+        };
+    if stops_approving {
+        let why = match &change {
+            AccountChange::Disable => format!("{name}, who approved it, was disabled"),
+            _ => format!("{name}, who approved it, is no longer a supervisor"),
+        };
+        super::approvals::void_approved_by(&mut tx, user.id, actor, &why).await?;
+    }
     tx.commit().await?;
     Ok(updated.summary())
 }
@@ -323,6 +343,11 @@ pub async fn reset_password(
     password: String,
     must_change_password: bool,
 ) -> Result<UserSummary, ServiceError> {
+    if let Ok(name) = Username::parse(username) {
+        // An admin who could reset their own password without knowing it could
+        // take over their account from a stolen session: change it on Account.
+        refuse_self(actor, &name, "reset the password of")?;
+    }
     let (username, digest) = chosen_credentials(username, password).await?;
     apply_change(
         pool,
@@ -334,6 +359,80 @@ pub async fn reset_password(
         },
     )
     .await
+}
+
+/// Checks an e-mail address and display name as [`set_contact`] would.
+pub fn check_contact(
+    email: &str,
+    display_name: &str,
+) -> Result<(Option<String>, Option<String>), ServiceError> {
+    let email =
+        crate::model::duties::parse_email(email).map_err(|e| ServiceError::invalid("E-mail", e))?;
+    let display_name = crate::model::duties::parse_display_name(display_name)
+        .map_err(|e| ServiceError::invalid("Display name", e))?;
+    Ok((email, display_name))
+}
+
+/// Sets who a user is beyond the account name (empty text clears a field), so
+/// that accounts of one person can be recognised (see [`super::oversight`]).
+pub async fn set_contact(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    email: &str,
+    display_name: &str,
+) -> Result<UserSummary, ServiceError> {
+    let username = parse_username(username)?;
+    let (email, display_name) = check_contact(email, display_name)?;
+    let mut tx = pool.begin().await?;
+    let user = load_for_update(&mut tx, &username).await?;
+    let row = sqlx::query(&format!(
+        "UPDATE users SET email = $2, display_name = $3, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(user.id)
+    .bind(&email)
+    .bind(&display_name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let updated = from_row(&row)?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserContactChanged,
+            format!("user:{username}"),
+            json!({
+                "username": username.as_str(),
+                "email": { "from": user.email, "to": email },
+                "display_name": { "from": user.display_name, "to": display_name },
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated.summary())
+}
+
+/// Forgets every failed sign-in on `username`, so that no wait is left for them
+/// from any address (an administrator's answer to a user slowed down by someone
+/// guessing their password). Works for names without an account too, since
+/// failures are counted by the name typed. Returns how many were forgotten.
+pub async fn unlock(pool: &PgPool, actor: &Actor, username: &str) -> Result<u64, ServiceError> {
+    let username = parse_username(username)?;
+    let mut tx = pool.begin().await?;
+    let forgotten = super::throttle::unlock(&mut tx, username.as_str()).await?;
+    audit::append(
+        &mut tx,
+        NewEvent::new(
+            actor,
+            AuditAction::UserUnlocked,
+            format!("user:{username}"),
+            json!({ "username": username.as_str(), "failures_forgotten": forgotten }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(forgotten)
 }
 
 /// A user changes their own password. Returns the user as updated; the caller

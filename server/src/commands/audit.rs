@@ -1,9 +1,11 @@
 //! `audit verify` (the live chain, or `--file` an export offline) and `audit export`.
 
 use super::{CommandError, EXIT_CHAIN_BROKEN};
-use crate::cli::{AuditCommand, ExportFormat};
+use crate::cli::{AuditCommand, ExpectedHead, ExportFormat};
+use crate::config::Settings;
 use crate::web::audit_export::{lines, Format};
 use app::model::audit_query::AuditQuery;
+use app::ssr::audit::checkpoint::{Anchor, AnchorKind, Checkpoints};
 use app::ssr::audit::{self, export::ExportVerifier};
 use futures_util::StreamExt;
 use sqlx::PgPool;
@@ -12,45 +14,19 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub async fn run(pool: &PgPool, command: AuditCommand) -> Result<ExitCode, CommandError> {
+pub async fn run(
+    pool: &PgPool,
+    settings: &Settings,
+    command: AuditCommand,
+) -> Result<ExitCode, CommandError> {
     match command {
-        AuditCommand::Verify { file: Some(file) } => verify_file(&file),
-        AuditCommand::Verify { file: None } => {
-            let started = std::time::Instant::now();
-            let by = audit::Actor::cli();
-            let (id, new) = audit::verification::begin(pool, &by).await?;
-            if !new {
-                return Err(CommandError::Service(format!(
-                    "verification {id} of the chain is running already (started in the portal); \
-                     its result shows on the portal's Audit → Verify page. Try again when it ends."
-                )));
-            }
-            let v = audit::verification::run(pool, id, &by, |n| {
-                eprint!("\rverified {n} events…");
-                let _ = std::io::stderr().flush();
-            })
-            .await?;
-            let seconds = started.elapsed().as_secs_f64();
-            match v.state.as_str() {
-                "intact" => {
-                    println!(
-                        "audit chain intact: {} events verified in {seconds:.2} s; head {}",
-                        v.checked,
-                        v.head_hash.as_deref().unwrap_or(audit::GENESIS_HASH)
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                _ => {
-                    println!(
-                        "audit chain BROKEN: {}. The {} events before event {} verified.",
-                        v.reason.as_deref().unwrap_or("unknown"),
-                        v.checked,
-                        v.broken_at.unwrap_or_default()
-                    );
-                    Ok(ExitCode::from(EXIT_CHAIN_BROKEN))
-                }
-            }
-        }
+        AuditCommand::Verify {
+            file: Some(file), ..
+        } => verify_file(&file),
+        AuditCommand::Verify {
+            file: None,
+            expect_head,
+        } => verify_live(pool, settings, expect_head).await,
         AuditCommand::Export {
             format,
             from,
@@ -99,8 +75,9 @@ pub async fn run(pool: &PgPool, command: AuditCommand) -> Result<ExitCode, Comma
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
+            let head = audit::store::head(pool).await?;
             let events = audit::query::stream(pool.clone(), q.clone());
-            let mut stream = Box::pin(lines(format, q.to_params(), events));
+            let mut stream = Box::pin(lines(format, q.to_params(), head.clone(), events));
             let mut written: u64 = 0;
             while let Some(line) = stream.next().await {
                 let line =
@@ -117,7 +94,90 @@ pub async fn run(pool: &PgPool, command: AuditCommand) -> Result<ExitCode, Comma
             if let Some(path) = out {
                 eprintln!("\rexported to {}", path.display());
             }
+            // Printed beside the CSV (which has no place for it) and the JSONL
+            // (whose trailer has it too), for `audit verify --expect-head` later.
+            match head {
+                Some((id, hash)) => eprintln!("chain head when exported: {id}:{hash}"),
+                None => eprintln!("the chain had no events when exported"),
+            }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `audit verify`: walks the chain in the database and compares it with the
+/// newest signed checkpoint and the head the auditor expects.
+async fn verify_live(
+    pool: &PgPool,
+    settings: &Settings,
+    expect_head: Option<ExpectedHead>,
+) -> Result<ExitCode, CommandError> {
+    let checkpoints = Checkpoints::open(&settings.audit_key_file)
+        .map_err(|e| CommandError::Input(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let by = audit::Actor::cli();
+    let (id, new) = audit::verification::begin(pool, &by).await?;
+    if !new {
+        return Err(CommandError::Service(format!(
+            "verification {id} of the chain is running already (started in the portal); \
+             its result shows on the portal's Audit → Verify page. Try again when it ends."
+        )));
+    }
+    let expected = expect_head.map(|h| Anchor {
+        head_id: h.id,
+        head_hash: h.hash,
+        kind: AnchorKind::Expected,
+    });
+    let anchors = audit::verification::Anchors {
+        checkpoints: Some(&checkpoints),
+        expected: expected.as_ref(),
+    };
+    let v = audit::verification::run(pool, id, &by, anchors, |n| {
+        eprint!("\rverified {n} events…");
+        let _ = std::io::stderr().flush();
+    })
+    .await?;
+    eprint!("\r");
+    let seconds = started.elapsed().as_secs_f64();
+    let anchored = match (v.anchor_head_id, &v.anchor_head_hash) {
+        (Some(head), Some(hash)) => format!(
+            "compared with the last signed checkpoint ({}, signed {}): head {head}:{hash}",
+            v.anchor_source.as_deref().unwrap_or("?"),
+            v.anchor_at.as_deref().unwrap_or("?"),
+        ),
+        _ => format!(
+            "no signed checkpoint of this trail yet (in the database or {}): only the chain's own links were checked",
+            checkpoints.log_path().display()
+        ),
+    };
+    match v.state.as_str() {
+        "intact" => {
+            println!(
+                "audit chain intact: {} events verified in {seconds:.2} s; head {}:{}",
+                v.checked,
+                v.head_id.unwrap_or(0),
+                v.head_hash.as_deref().unwrap_or(audit::GENESIS_HASH)
+            );
+            println!("{anchored}");
+            if let Some(e) = &expected {
+                println!(
+                    "the expected head {}:{} is in the chain",
+                    e.head_id, e.head_hash
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            let verified = match v.broken_at {
+                Some(at) => format!("The {} events before event {at} verified.", v.checked),
+                None => format!("Its {} events verified.", v.checked),
+            };
+            println!(
+                "audit chain BROKEN: {}. {verified}",
+                v.reason.as_deref().unwrap_or("unknown"),
+            );
+            println!("{anchored}");
+            Ok(ExitCode::from(EXIT_CHAIN_BROKEN))
         }
     }
 }
@@ -160,6 +220,11 @@ pub fn verify_file(path: &Path) -> Result<ExitCode, CommandError> {
                 started.elapsed().as_secs_f64(),
                 r.last_hash.as_deref().unwrap_or("-")
             );
+            if let Some((id, hash)) = &r.chain_head {
+                println!(
+                    "the chain's head when exported: {id}:{hash} (`recovery-portal audit verify --expect-head {id}:{hash}` checks the live chain still holds it)"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(broken) => {

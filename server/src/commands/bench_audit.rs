@@ -174,6 +174,7 @@ async fn run(
     let mut stream = Box::pin(lines(
         Format::Csv,
         Default::default(),
+        None,
         audit::query::stream(pool.clone(), AuditQuery::default()),
     ));
     let mut rows = 0u64;

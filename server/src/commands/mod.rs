@@ -60,8 +60,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Serve { listen, lab } => serve::serve(settings, listen, lab).await,
         Command::Lab { command, serve } => lab::run(&settings, command, serve).await,
         Command::Migrate => {
-            let pool = startup::connect(&settings).await?;
-            startup::migrate(&pool).await?;
+            startup::prepare(&settings).await?;
             println!(
                 "Database schema is up to date ({} migrations).",
                 startup::MIGRATOR.iter().count()
@@ -72,12 +71,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             let pool = ready_pool(&settings).await?;
             user::run(&pool, command).await
         }
-        Command::Audit(crate::cli::AuditCommand::Verify { file: Some(file) }) => {
-            audit::verify_file(&file)
-        }
+        Command::Audit(crate::cli::AuditCommand::Verify {
+            file: Some(file), ..
+        }) => audit::verify_file(&file),
         Command::Audit(command) => {
             let pool = ready_pool(&settings).await?;
-            audit::run(&pool, command).await
+            audit::run(&pool, &settings, command).await
         }
         Command::Runbook(command) => Ok(runbook::run(&settings, command)),
         Command::Site(command) => Ok(site::run(&settings, command)),
@@ -85,15 +84,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
             bench::image_transfer(size_mb).await
         }
         Command::Bench(crate::cli::BenchCommand::Audit { appends, events }) => {
-            let database = settings.database()?;
+            // It creates and drops a scratch database: the schema owner's role
+            // may, the runtime role need not.
+            let database = match &settings.migration_database_url {
+                Some(owner) => owner,
+                None => settings.database()?,
+            };
             bench_audit::audit(database.expose(), appends, events).await
         }
     }
 }
 
-/// A pool on a migrated database.
+/// A pool on a migrated database (migrated as the schema's owner when
+/// `migration_database_url` is set).
 async fn ready_pool(settings: &Settings) -> Result<sqlx::PgPool, CommandError> {
-    let pool = startup::connect(settings).await?;
-    startup::migrate(&pool).await?;
-    Ok(pool)
+    Ok(startup::prepare(settings).await?)
 }

@@ -148,6 +148,30 @@ fn load_sites(settings: &Settings) -> Result<Vec<Site>, CommandError> {
     })
 }
 
+/// Refuses to serve as a database role that could rewrite the audit trail
+/// (owner, superuser, or UPDATE/DELETE/TRUNCATE on it), unless
+/// `allow_owner_role` accepts the risk; then it says so loudly.
+async fn check_role(settings: &Settings, pool: &sqlx::PgPool) -> Result<(), CommandError> {
+    let problems = app::ssr::audit::privileges::runtime_role_problems(pool).await?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if !settings.allow_owner_role {
+        return Err(CommandError::Service(format!(
+            "refusing to serve: {}. The append-only triggers would not protect the audit trail from the portal's own database role. \
+             Serve as a role that may only SELECT and INSERT on audit_events: set DATABASE_URL to that role and \
+             MIGRATION_DATABASE_URL to the role that owns the schema (the portal grants the runtime role its rights; \
+             README, *Database roles*), or set allow_owner_role = true to accept the risk",
+            problems.join("; ")
+        )));
+    }
+    for problem in &problems {
+        tracing::warn!(%problem, "THE AUDIT TRAIL IS NOT PROTECTED FROM THE PORTAL'S DATABASE ROLE (allow_owner_role = true)");
+        eprintln!("WARNING: {problem}; serving anyway because allow_owner_role = true");
+    }
+    Ok(())
+}
+
 pub async fn serve(
     mut settings: Settings,
     listen: Option<SocketAddr>,
@@ -163,8 +187,11 @@ pub async fn serve(
     }
     let runbooks = super::runbook::load_for_serve(&settings.runbooks_dir)?;
     tracing::info!(count = runbooks.len(), dir = %settings.runbooks_dir.display(), "runbooks loaded");
-    let pool = startup::connect(&settings).await?;
-    startup::migrate(&pool).await?;
+    // A missing key is made now; a bad one stops the start before anything else.
+    app::ssr::audit::checkpoint::CheckpointKey::load_or_create(&settings.audit_key_file)
+        .map_err(startup::StartupError::from)?;
+    let pool = startup::prepare(&settings).await?;
+    check_role(&settings, &pool).await?;
     let interrupted = app::ssr::runs::interrupt_running(&pool).await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "steps that were running when the portal stopped are marked interrupted; their operators decide what follows");
@@ -240,6 +267,8 @@ pub async fn serve(
         ),
     )
     .await?;
+    // The head is anchored at once, so that events removed from now on are seen.
+    app.checkpoints().write_logged(&pool, "start").await;
     println!(
         "Recovery Portal {} listening on http://{}:{port}/ (public URL {url})",
         env!("CARGO_PKG_VERSION"),

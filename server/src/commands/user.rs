@@ -72,6 +72,23 @@ pub async fn run(pool: &PgPool, command: UserCommand) -> Result<ExitCode, Comman
                 user.username
             );
         }
+        UserCommand::Contact {
+            name,
+            email,
+            display_name,
+        } => {
+            let user = users::set_contact(pool, &actor, &name, &email, &display_name).await?;
+            println!(
+                "{}: e-mail {}, display name {}.",
+                user.username,
+                user.email.as_deref().unwrap_or("(none)"),
+                user.display_name.as_deref().unwrap_or("(none)")
+            );
+        }
+        UserCommand::Unlock { name } => {
+            let forgotten = users::unlock(pool, &actor, &name).await?;
+            println!("Unlocked {name}: {forgotten} failed sign-in(s) forgotten; no wait is left.");
+        }
         UserCommand::Role { name, role } => {
             let role = users::parse_role(&role)?;
             let user = users::set_role(pool, &actor, &name, role).await?;

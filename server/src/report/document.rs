@@ -309,13 +309,27 @@ fn audit_blocks(report: &RunReport, out: &mut Vec<Block>) {
             format!("#{} hash {}", last.id, last.hash),
         ));
     }
+    if let Some(head) = &chain.head {
+        out.push(field(
+            "Chain head",
+            format!(
+                "#{} hash {} (the whole trail's last event when this report was made)",
+                head.id, head.hash
+            ),
+        ));
+    }
     out.push(Block::Verdict {
         good: chain.intact(),
         text: chain.sentence(),
     });
+    let expect = chain
+        .head
+        .as_ref()
+        .map(|h| format!(" `recovery-portal audit verify --expect-head {}:{}` shows that the chain still holds every event up to the head above.", h.id, h.hash))
+        .unwrap_or_default();
     out.push(Block::Note(format!(
         "To check this printed report later: `recovery-portal audit verify` checks the whole chain in the database, \
-         and the two hashes above must be those of the same event ids there. \
+         and the two hashes above must be those of the same event ids there.{expect} \
          `recovery-portal audit verify --file {}` checks the attached file offline: every event's hash and link, \
          and every attempt's output against its length and SHA-256.",
         jsonl_name(report.run.summary.id)
@@ -458,6 +472,10 @@ mod report_tests {
                 }),
                 checked: 5,
                 verdict: ChainVerdict::Intact,
+                head: Some(EventRef {
+                    id: 9,
+                    hash: "09".repeat(32),
+                }),
             },
             generated_at: "2026-11-27T11:00:00Z".into(),
             generated_by: "ann".into(),
@@ -520,6 +538,10 @@ mod report_tests {
         assert!(has("Under approval", "#3"));
         assert!(has("First event", &"01".repeat(32)));
         assert!(has("Last event", &"05".repeat(32)));
+        // The whole trail's head, and how to check it later.
+        assert!(has("Chain head", &format!("#9 hash {}", "09".repeat(32))));
+        assert!(blocks.iter().any(|b| matches!(b, Block::Note(n)
+            if n.contains(&format!("audit verify --expect-head 9:{}", "09".repeat(32))))));
         assert!(blocks.contains(&Block::Verdict {
             good: true,
             text: "Audit chain verified intact from event 1 to event 5 (5 events checked).".into()

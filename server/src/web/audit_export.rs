@@ -16,6 +16,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 
+/// The response header that carries the chain's head (`ID:HASH`) when the
+/// export started. A header, not a line of the CSV: any extra line or column
+/// would make the CSV something other than the events; the JSONL has it in its
+/// trailer as well.
+pub const CHAIN_HEAD_HEADER: &str = "x-audit-chain-head";
+
 /// The two formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -39,10 +45,12 @@ impl Format {
 }
 
 /// The lines of an export of the events `events`, in order: for JSONL a header,
-/// the events and a trailer with their count and the last hash.
+/// the events and a trailer with their count, the last hash and the whole
+/// chain's head `chain_head` (read when the export started).
 pub fn lines(
     format: Format,
     filters: BTreeMap<String, String>,
+    chain_head: Option<(i64, String)>,
     events: futures_util::stream::BoxStream<
         'static,
         Result<(audit::chain::ChainedEvent, String), app::ssr::ServiceError>,
@@ -60,6 +68,7 @@ pub fn lines(
         count: u64,
         last: Option<String>,
         done: bool,
+        chain_head: Option<(i64, String)>,
     }
     let body = futures_util::stream::unfold(
         Tail {
@@ -67,6 +76,7 @@ pub fn lines(
             count: 0,
             last: None,
             done: false,
+            chain_head,
         },
         move |mut t| async move {
             if t.done {
@@ -93,9 +103,14 @@ pub fn lines(
                     t.done = true;
                     match format {
                         Format::Csv => None,
-                        Format::Jsonl => {
-                            Some((Ok(export::jsonl_trailer(t.count, t.last.as_deref())), t))
-                        }
+                        Format::Jsonl => Some((
+                            Ok(export::jsonl_trailer_with_head(
+                                t.count,
+                                t.last.as_deref(),
+                                t.chain_head.as_ref().map(|(id, h)| (*id, h.as_str())),
+                            )),
+                            t,
+                        )),
                     }
                 }
             }
@@ -149,6 +164,15 @@ async fn respond(
         )
             .into_response();
     }
+    // The head including the export's own event: what an auditor keeps to check
+    // later that nothing up to it was removed (`audit verify --expect-head`).
+    let chain_head = match audit::store::head(&state.pool).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "an audit export could not read the chain's head");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     let events = query::stream(state.pool.clone(), q);
     let name = format!(
         "audit-{}.{}",
@@ -162,7 +186,16 @@ async fn respond(
             format!("attachment; filename=\"{name}\""),
         )
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from_stream(lines(format, filters, events)))
+        .header(
+            CHAIN_HEAD_HEADER,
+            chain_head
+                .as_ref()
+                .map(|(id, hash)| format!("{id}:{hash}"))
+                .unwrap_or_default(),
+        )
+        .body(Body::from_stream(lines(
+            format, filters, chain_head, events,
+        )))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 

@@ -878,3 +878,152 @@ async fn a_step_left_awaiting_approval_without_a_request_is_released_at_start(po
     assert_eq!(open_approval(&show(&olga, run).await, 2).id, a.id);
     p.lab.shutdown().await;
 }
+
+/// Four eyes that one admin cannot get round: an approval by a supervisor who has
+/// since been disabled or demoted no longer counts, requests nobody decides
+/// expire, break glass switches itself off, and an admin cannot reset their own
+/// password.
+#[sqlx::test(migrations = "../migrations")]
+async fn approvals_of_demoted_or_disabled_supervisors_are_void_and_nothing_lasts_forever(
+    pool: PgPool,
+) {
+    let p = portal_with_lab(pool).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let sam = p.app.signed_in("sam", Role::Supervisor).await;
+    let sue = p.app.signed_in("sue", Role::Supervisor).await;
+    let ada = p.app.signed_in("ada", Role::Admin).await;
+    let run = cron_run(&p, &olga, true).await;
+
+    // sam approves, then an admin demotes sam: the approval cannot be used.
+    let a = request(&olga, run, 2, "crontab lost").await;
+    assert_eq!(
+        decide(&sam, a.id, "approve", "ok", None).await.status(),
+        StatusCode::OK
+    );
+    let r = ada
+        .call(
+            "/api/users/change_role",
+            &[("username", "sam"), ("role", "operator")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // The demotion voided it at once, saying why.
+    let v = show(&olga, run).await;
+    assert_eq!(
+        v.steps[2].state,
+        StepState::Pending,
+        "the request was voided"
+    );
+    assert!(audited(&p.app, "approval.voided").await.iter().any(|d| {
+        d["approval"] == a.id && d["reason"] == "sam, who approved it, is no longer a supervisor"
+    }));
+    refusal(
+        run_under(&olga, run, 2, a.id).await,
+        StatusCode::CONFLICT,
+        "voided",
+    )
+    .await;
+    assert!(crontab(&p).is_empty(), "nothing was installed");
+
+    // The same for a supervisor disabled after approving.
+    let b = request(&olga, run, 2, "again").await;
+    assert_eq!(
+        decide(&sue, b.id, "approve", "ok", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        ada.call("/api/users/disable", &[("username", "sue")])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    refusal(
+        run_under(&olga, run, 2, b.id).await,
+        StatusCode::CONFLICT,
+        "voided",
+    )
+    .await;
+    assert!(audited(&p.app, "approval.voided")
+        .await
+        .iter()
+        .any(|d| d["approval"] == b.id && d["reason"] == "sue, who approved it, was disabled"));
+
+    // Should a request of a quorum of two still be pending when its first
+    // approver is demoted, that approval no longer counts towards it either:
+    // the execution rule refuses it by name (unit-tested in model::approval).
+    assert!(crontab(&p).is_empty(), "nothing was installed");
+
+    // A request nobody decides in time expires (the clock moved for the test).
+    let c = request(&olga, run, 2, "third time").await;
+    sqlx::query(
+        "UPDATE approval_requests SET decide_by = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(c.id)
+    .execute(&p.app.pool)
+    .await
+    .unwrap();
+    let tom = p.app.signed_in("tom", Role::Supervisor).await;
+    refusal(
+        decide(&tom, c.id, "approve", "late", None).await,
+        StatusCode::CONFLICT,
+        "expired",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while show(&olga, run).await.steps[2].state != StepState::Pending {
+        assert!(Instant::now() < deadline, "the sweeper did not expire it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(audited(&p.app, "approval.expired")
+        .await
+        .iter()
+        .any(|d| d["approval"] == c.id
+            && d["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not decided in time")));
+
+    // Break glass lasts as configured (60 minutes by default), then lets nobody
+    // approve their own request any more.
+    let r = ada
+        .call(
+            "/api/sites/break_glass",
+            &[("site", "lab"), ("enabled", "true"), ("reason", "storm")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let until: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT expires_at FROM site_break_glass WHERE site = 'lab'")
+            .fetch_one(&p.app.pool)
+            .await
+            .unwrap();
+    let left = until - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::minutes(59) && left <= chrono::Duration::minutes(60),
+        "{left}"
+    );
+    let own_run = cron_run(&p, &tom, true).await;
+    let d = request(&tom, own_run, 2, "my own").await;
+    sqlx::query("UPDATE site_break_glass SET expires_at = now() - interval '1 second'")
+        .execute(&p.app.pool)
+        .await
+        .unwrap();
+    refusal(
+        decide(&tom, d.id, "approve", "alone", Some("no one else awake")).await,
+        StatusCode::CONFLICT,
+        "another supervisor must decide it",
+    )
+    .await;
+
+    // An admin cannot reset their own password (only change it, knowing it).
+    refusal(
+        ada.call(
+            "/api/users/reset_password",
+            &[("username", "ada"), ("password", "Another-pass-456-long")],
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "your own account",
+    )
+    .await;
+}

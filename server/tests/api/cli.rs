@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 /// The URL of the test's own database.
-async fn database_url(pool: &PgPool) -> String {
+pub async fn database_url(pool: &PgPool) -> String {
     let name: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(pool)
         .await
@@ -18,10 +18,25 @@ async fn database_url(pool: &PgPool) -> String {
     url.to_string()
 }
 
-fn portal(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+/// The checkpoint key the commands on database `db` share (one per database,
+/// as one portal has one).
+pub fn key_file_of(db: &str) -> std::path::PathBuf {
+    let name = db.rsplit('/').next().unwrap_or("db");
+    std::env::temp_dir()
+        .join(format!("portal-cli-{}-{name}", std::process::id()))
+        .join("audit-checkpoint.key")
+}
+
+pub fn portal(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    portal_env(db, args, stdin, &[])
+}
+
+pub fn portal_env(db: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
         .args(args)
         .env("DATABASE_URL", db)
+        .env("PORTAL_AUDIT_KEY_FILE", key_file_of(db))
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -41,10 +56,10 @@ fn portal(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
@@ -394,6 +409,8 @@ async fn without_a_terminal_the_first_password_goes_to_a_private_file(pool: PgPo
         .env("DATABASE_URL", &db)
         .env("RUST_LOG", "warn")
         .env("PORTAL_DATA_DIR", &data)
+        .env("PORTAL_AUDIT_KEY_FILE", data.join("audit-checkpoint.key"))
+        .env("PORTAL_ALLOW_OWNER_ROLE", "true")
         .env("PORTAL_SITES_FILE", dir.join("no-sites.toml"))
         .env("PORTAL_BACKUP_STORE", dir.join("store"))
         .env(

@@ -164,6 +164,10 @@ async fn healthz_follows_the_database_down_and_back_up() {
     let mut env = BTreeMap::new();
     env.insert("DATABASE_URL".to_string(), cluster.url());
     env.insert("PORTAL_LISTEN".to_string(), "127.0.0.1:0".to_string());
+    env.insert(
+        "PORTAL_AUDIT_KEY_FILE".to_string(),
+        crate::helpers::scratch_key_file().display().to_string(),
+    );
     let settings = Settings::from_sources(None, &env).unwrap();
     let pool = startup::connect(&settings).await.unwrap();
     startup::migrate(&pool).await.unwrap();

@@ -33,10 +33,25 @@ pub fn test_settings(extra: &[(&str, &str)]) -> Settings {
         "postgres://unused@127.0.0.1:1/unused".into(),
     );
     env.insert("PORTAL_LISTEN".into(), "127.0.0.1:0".into());
+    // Each portal signs its checkpoints with a key of its own, in a file of its own.
+    env.insert(
+        "PORTAL_AUDIT_KEY_FILE".into(),
+        scratch_key_file().display().to_string(),
+    );
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
     Settings::from_sources(None, &env).expect("test settings are valid")
+}
+
+/// A fresh path for a checkpoint key (and its checkpoint file) under the
+/// system's temporary directory.
+pub fn scratch_key_file() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir()
+        .join(format!("portal-test-{}-{n}", std::process::id()))
+        .join("audit-checkpoint.key")
 }
 
 /// The runbooks in `runbooks/`.

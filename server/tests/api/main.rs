@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit_export;
+mod audit_integrity;
 mod audit_store;
 mod auth;
 mod cli;
@@ -20,6 +21,7 @@ mod run_owner;
 mod run_report;
 mod runbooks;
 mod runs;
+mod sign_in_security;
 mod ssh;
 mod users;
 mod wizard;

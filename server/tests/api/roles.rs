@@ -63,6 +63,27 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[("username", "victim")],
     ),
     (
+        "/api/users/set_contact",
+        Admits::Roles(&[Role::Admin]),
+        &[("username", "victim"), ("email", "victim@example.net")],
+    ),
+    ("/api/users/oversight", Admits::Roles(&[Role::Admin]), &[]),
+    (
+        "/api/users/notice_count",
+        Admits::Roles(&[Role::Admin]),
+        &[],
+    ),
+    (
+        "/api/users/acknowledge_notices",
+        Admits::Roles(&[Role::Admin]),
+        &[("up_to", "0")],
+    ),
+    (
+        "/api/users/unlock",
+        Admits::Roles(&[Role::Admin]),
+        &[("username", "victim")],
+    ),
+    (
         "/api/users/reset_password",
         Admits::Roles(&[Role::Admin]),
         &[("username", "victim"), ("password", TEMP)],

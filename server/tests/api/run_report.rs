@@ -246,13 +246,13 @@ async fn only_readers_of_the_audit_trail_get_reports(pool: PgPool) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
-async fn verification(b: &Browser) -> VerificationStatus {
+pub async fn verification(b: &Browser) -> VerificationStatus {
     let r = b.call("/api/audit/verification", &[]).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
 
-async fn verify_to_end(b: &Browser) -> VerificationStatus {
+pub async fn verify_to_end(b: &Browser) -> VerificationStatus {
     let r = b.call("/api/audit/verify", &[]).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -390,9 +390,15 @@ async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
         (id, false)
     );
     let mut readings = Vec::new();
-    let v = audit::verification::run(&pool, id, &by, |n| readings.push(n))
-        .await
-        .unwrap();
+    let v = audit::verification::run(
+        &pool,
+        id,
+        &by,
+        audit::verification::Anchors::default(),
+        |n| readings.push(n),
+    )
+    .await
+    .unwrap();
     assert_eq!(readings, vec![1_000, 2_000, 3_000]);
     assert_eq!(
         (v.state.as_str(), v.checked, v.total),
@@ -405,7 +411,7 @@ async fn a_verification_reports_its_progress_as_it_goes(pool: PgPool) {
         audit::verification::abandon_running(&pool).await.unwrap(),
         1
     );
-    let s = audit::verification::status(&pool).await.unwrap();
+    let s = audit::verification::status(&pool, None).await.unwrap();
     let last = s.last_finished.unwrap();
     assert_eq!(last.id, again);
     assert_eq!(last.state, "failed");

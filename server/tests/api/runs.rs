@@ -92,6 +92,7 @@ async fn start_approved(
             justification: "the crontab was lost",
             user_id: olga.0,
             approvals_page: "http://127.0.0.1:3000/approvals",
+            decide_within: chrono::Duration::hours(24),
         },
         olga.1,
     )

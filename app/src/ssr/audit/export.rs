@@ -119,6 +119,26 @@ pub fn jsonl_trailer(events: u64, last_hash: Option<&str>) -> String {
     line
 }
 
+/// The trailer line with the whole chain's head when the export started
+/// (`chain_head`: `{"id": N, "hash": "…"}`): keep it, and
+/// `recovery-portal audit verify --expect-head N:HASH` later proves that the
+/// chain still holds everything up to it.
+pub fn jsonl_trailer_with_head(
+    events: u64,
+    last_hash: Option<&str>,
+    chain_head: Option<(i64, &str)>,
+) -> String {
+    let mut line = json!({
+        "type": "trailer",
+        "events": events,
+        "last_hash": last_hash,
+        "chain_head": chain_head.map(|(id, hash)| json!({ "id": id, "hash": hash })),
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
 /// Why an export does not check out: the line, and what is wrong there.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExportBreak {
@@ -173,6 +193,8 @@ pub struct ExportReport {
     pub filters: BTreeMap<String, String>,
     /// Attempt lines (a run report's attached outputs) whose output checked out.
     pub attempts: u64,
+    /// The whole chain's head when the export was made, as its trailer says.
+    pub chain_head: Option<(i64, String)>,
 }
 
 /// Checks a JSONL export one line at a time, in constant memory.
@@ -186,6 +208,7 @@ pub struct ExportVerifier {
     links: u64,
     attempts: u64,
     trailer: Option<(u64, Option<String>)>,
+    chain_head: Option<(i64, String)>,
 }
 
 fn text(v: &Value, key: &str, line: u64) -> Result<String, ExportBreak> {
@@ -292,6 +315,9 @@ impl ExportVerifier {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 self.trailer = Some((declared, last));
+                self.chain_head = v.get("chain_head").and_then(|h| {
+                    Some((h.get("id")?.as_i64()?, h.get("hash")?.as_str()?.to_string()))
+                });
                 Ok(())
             }
             ("attempt", Some(_)) => {
@@ -337,6 +363,7 @@ impl ExportVerifier {
             last_hash,
             filters,
             attempts: self.attempts,
+            chain_head: self.chain_head,
         })
     }
 }

@@ -14,8 +14,12 @@ const APPEND_LOCK: i64 = 0x0061_7564_6974;
 /// Who caused an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A signed-in user (or someone trying to sign in as that name).
+    /// A signed-in user.
     User(String),
+    /// Someone not signed in, trying to sign in as this username (`?` when the
+    /// text typed cannot be a username). Kept apart from [`Actor::User`] so that
+    /// an attempt as `system` or `cli:root` cannot pass for those actors.
+    Anonymous(String),
     /// The command line, with the operating-system user that ran it.
     Cli(String),
     /// The portal itself.
@@ -27,6 +31,7 @@ impl Actor {
     pub fn as_column(&self) -> String {
         match self {
             Actor::User(name) => name.clone(),
+            Actor::Anonymous(key) => format!("anon:{key}"),
             Actor::Cli(os_user) => format!("cli:{os_user}"),
             Actor::System => "system".to_string(),
         }
@@ -226,4 +231,13 @@ pub async fn verify(
         head: verifier.head().to_string(),
         broken,
     })
+}
+
+/// The chain's last event: its id and hash (none when there are no events).
+pub async fn head(pool: &PgPool) -> Result<Option<(i64, String)>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
 }

@@ -92,6 +92,7 @@ impl Engine {
                 justification,
                 user_id,
                 approvals_page: &approvals_page,
+                decide_within: self.times.decide_within,
             },
             actor,
         )
@@ -160,7 +161,7 @@ impl Engine {
                 text,
                 break_glass_reason,
             },
-            self.approval_validity,
+            self.times.validity,
         )
         .await;
         if let Ok(run_id) = &result {
@@ -416,7 +417,16 @@ impl Engine {
                 format!("{site:?} is not a configured site"),
             ));
         }
-        approvals::set_break_glass(&self.pool, site, enabled, reason, user_id, actor).await?;
+        approvals::set_break_glass(
+            &self.pool,
+            site,
+            enabled,
+            reason,
+            user_id,
+            actor,
+            self.times.break_glass_for,
+        )
+        .await?;
         self.approvals_changed();
         Ok(())
     }

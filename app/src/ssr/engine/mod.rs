@@ -71,8 +71,9 @@ pub struct Engine {
     running: Mutex<HashMap<(i64, i32), watch::Sender<bool>>>,
     /// Told whenever a request for approval changes.
     approvals: tokio::sync::broadcast::Sender<()>,
-    /// How long an approval stays valid once given.
-    approval_validity: chrono::Duration,
+    /// How long an approval stays valid once given, a request waits for its
+    /// decisions, and break glass stays on.
+    times: super::approvals::ApprovalTimes,
     /// The last progress reading of each attempt that reported one, by attempt
     /// id; kept in memory only (the output has the lines, the run the result).
     progress: Mutex<BTreeMap<i64, Progress>>,
@@ -133,13 +134,13 @@ fn conflict(message: impl Into<String>) -> ServiceError {
 
 impl Engine {
     /// An engine over `pool` that knows `runbooks` and reaches sites through
-    /// `executor`; approvals stay valid for `approval_validity` once given, and
+    /// `executor`; approvals, requests and break glass last as `times` says, and
     /// requests for approval are notified through `notifier`.
     pub fn new(
         pool: PgPool,
         runbooks: &[Runbook],
         executor: Arc<dyn Executor>,
-        approval_validity: chrono::Duration,
+        times: super::approvals::ApprovalTimes,
         notifier: Arc<super::notify::Notifier>,
     ) -> Arc<Self> {
         let current: HashMap<String, Arc<Runbook>> = runbooks
@@ -158,7 +159,7 @@ impl Engine {
             current,
             running: Mutex::new(HashMap::new()),
             approvals: tokio::sync::broadcast::channel(64).0,
-            approval_validity,
+            times,
             progress: Mutex::new(BTreeMap::new()),
             notifier,
         })

@@ -10,7 +10,7 @@ use crate::ssr::audit::{self, Actor, NewEvent};
 use crate::ssr::ServiceError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 /// What an admin asks to add.
 #[derive(Clone, Debug)]
@@ -162,12 +162,12 @@ pub async fn remove(pool: &PgPool, id: i64, actor: &Actor) -> Result<String, Ser
 }
 
 /// Every active channel, by site then id, secrets shown by their last characters.
-pub async fn list(pool: &PgPool) -> Result<Vec<ChannelView>, ServiceError> {
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<ChannelView>, ServiceError> {
     let rows = sqlx::query(
         "SELECT id, site, kind, target, secret, added_by, added_at FROM notification_channels \
          WHERE removed_at IS NULL ORDER BY site, id",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {

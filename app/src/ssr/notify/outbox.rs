@@ -12,12 +12,14 @@
 use super::message::{self, ApprovalNotice, RequestFacts};
 use super::schedule::RetryPolicy;
 use crate::model::audit::AuditAction;
-use crate::model::notification::{ChannelKind, DeliveryState, DeliveryView, DELIVERIES_SHOWN};
+use crate::model::notification::{
+    ChannelKind, ChannelView, DeliveryState, DeliveryView, DELIVERIES_SHOWN,
+};
 use crate::ssr::audit::{self, Actor, NewEvent};
 use crate::ssr::ServiceError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use std::time::Duration;
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -265,7 +267,7 @@ pub async fn next_due(pool: &PgPool) -> Result<Option<Duration>, ServiceError> {
 }
 
 /// The latest deliveries, newest first.
-pub async fn recent(pool: &PgPool) -> Result<Vec<DeliveryView>, ServiceError> {
+pub async fn recent(conn: &mut PgConnection) -> Result<Vec<DeliveryView>, ServiceError> {
     let rows = sqlx::query(
         "SELECT d.id, e.event_id, e.approval_id, a.run_id, e.site, c.kind, c.target, d.state, d.attempts, d.last_error, \
          d.next_attempt_at, d.last_attempt_at, d.finished_at, d.created_at \
@@ -274,7 +276,7 @@ pub async fn recent(pool: &PgPool) -> Result<Vec<DeliveryView>, ServiceError> {
          JOIN notification_channels c ON c.id = d.channel_id ORDER BY d.id DESC LIMIT $1",
     )
     .bind(DELIVERIES_SHOWN)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
@@ -310,13 +312,30 @@ pub async fn recent(pool: &PgPool) -> Result<Vec<DeliveryView>, ServiceError> {
         .collect()
 }
 
+/// The channels, the latest deliveries and the counts of failed and pending
+/// deliveries, all from one snapshot: read apart, a delivery finishing in between
+/// would be listed delivered yet still counted pending.
+pub async fn snapshot(
+    pool: &PgPool,
+) -> Result<(Vec<ChannelView>, Vec<DeliveryView>, (i64, i64)), ServiceError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let channels = super::channels::list(&mut tx).await?;
+    let deliveries = recent(&mut tx).await?;
+    let counts = counts(&mut tx).await?;
+    tx.commit().await?;
+    Ok((channels, deliveries, counts))
+}
+
 /// How many deliveries have failed for good, and how many are pending.
-pub async fn counts(pool: &PgPool) -> Result<(i64, i64), ServiceError> {
+pub async fn counts(conn: &mut PgConnection) -> Result<(i64, i64), ServiceError> {
     let row = sqlx::query(
         "SELECT count(*) FILTER (WHERE state = 'failed') AS failed, count(*) FILTER (WHERE state = 'pending') AS pending \
          FROM notification_deliveries",
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?;
     Ok((row.try_get("failed")?, row.try_get("pending")?))
 }
