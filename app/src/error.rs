@@ -23,6 +23,9 @@ pub enum AppError {
     /// Unknown user, wrong password or disabled account: deliberately one message.
     #[error("Invalid username or password.")]
     BadCredentials,
+    /// Signed in with a role that may act on runs, but this run is someone else's.
+    #[error("Run {run} belongs to {owner}; take it over (with a reason) to act on it.")]
+    NotRunOwner { run: i64, owner: String },
     /// Too many failed sign-ins from the caller's address (or on this username
     /// from it): slowed down, never locked.
     #[error("{}", throttled_message(*.seconds, *.per_account))]
@@ -68,7 +71,9 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             AppError::Unauthenticated | AppError::BadCredentials => 401,
-            AppError::PasswordChangeRequired | AppError::Forbidden { .. } => 403,
+            AppError::PasswordChangeRequired
+            | AppError::Forbidden { .. }
+            | AppError::NotRunOwner { .. } => 403,
             AppError::Throttled { .. } | AppError::Busy { .. } => 429,
             AppError::Invalid { .. } | AppError::Fields(_) => 400,
             AppError::NotFound(_) => 404,

@@ -7,6 +7,10 @@ const OPERATOR_PASSWORD = 'olga picked her own phrase';
 
 function initialAdminPassword(): string {
   const log = readFileSync(process.env.PORTAL_LOG!, 'utf8');
+  // Printed on a terminal only; with the output in a file (as here) the portal
+  // prints the path of a file that only its user can read.
+  const file = log.match(/Password file:\s+(\S+)/);
+  if (file) return readFileSync(file[1], 'utf8').trim();
   const m = log.match(/Password:\s+(\S+)/);
   if (!m) throw new Error(`no initial password in the portal's output:\n${log}`);
   return m[1];

@@ -28,7 +28,7 @@
 //! approvals = 2                       # this step needs two supervisors (destructive steps only)
 //! when = { var = "x", equals = "y" }  # or not_equals, empty = true/false, all = [..], any = [..]
 //! host = "{{ host }}"                 # a site host name, or a host parameter
-//! command = "crontab {{ file }}"      # values are shell-quoted; {{ x | raw }} is not
+//! command = "crontab {{ file }}"      # values are shell-quoted; {{ x | raw }} (enum parameters only) is not
 //! timeout_seconds = 60
 //! expect = { exit_status = 0, output_matches = ["..."], output_excludes = ["..."] }
 //! captures = [{ name = "uuid", regex = "UUID: (\\S+)" }]  # optional = true: no match gives ""
@@ -180,6 +180,10 @@ struct Checker<'a> {
     file: &'a str,
     text: &'a str,
     diagnostics: Vec<Diagnostic>,
+    /// The enum parameters: the only names `{{ name | raw }}` may insert, since
+    /// their values are a fixed list in the runbook. A raw string parameter or
+    /// capture would let typed input or remote output into the shell.
+    raw_allowed: HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -216,6 +220,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Runbook, Vec<Diagnostic>> {
         file,
         text,
         diagnostics: Vec::new(),
+        raw_allowed: HashSet::new(),
     };
     let raw: RawRunbook = match toml::from_str(text) {
         Ok(raw) => raw,
@@ -257,6 +262,11 @@ fn check(ck: &mut Checker<'_>, raw: RawRunbook) -> Option<Runbook> {
             parameters.push(param);
         }
     }
+    ck.raw_allowed = parameters
+        .iter()
+        .filter(|p| matches!(p.kind, ParamKind::Enum(_)))
+        .map(|p| p.name.clone())
+        .collect();
 
     if raw.steps.get_ref().is_empty() {
         ck.at(raw.steps.span(), "a runbook needs at least one step");
@@ -407,11 +417,16 @@ fn check_template(
 ) -> Option<Template> {
     match Template::parse(src.get_ref(), context) {
         Ok(t) => {
-            for (name, _) in t.variables() {
+            for (name, raw) in t.variables() {
                 if !defined.contains(name) {
                     ck.at(
                         src.span(),
                         format!("undefined parameter or capture {name:?} (captures are usable after the step that makes them)"),
+                    );
+                } else if raw && !ck.raw_allowed.contains(name) {
+                    ck.at(
+                        src.span(),
+                        format!("`{{{{ {name} | raw }}}}`: only enum parameters may be inserted unquoted, and {name:?} is not one; remove `| raw` (the value is then shell-quoted)"),
                     );
                 }
             }
@@ -1231,5 +1246,29 @@ when = {{ var = \"uuid\", empty = false }}
     fn syntax_errors_have_positions() {
         let e = load_str("bad.toml", "id = \"x\"\ntitle = \n").unwrap_err();
         assert_eq!((e[0].file.as_str(), e[0].line), ("bad.toml", 2));
+    }
+
+    #[test]
+    fn raw_inserts_only_enum_parameters() {
+        let params = "[[parameters]]\nname = \"db\"\ntype = \"enum\"\nvalues = [\"session\", \"balance\"]\ndefault = \"session\"\n\n[[parameters]]\nname = \"note\"\ntype = \"string\"\ndefault = \"x\"\n\n";
+        let step = |command: &str| {
+            format!("{params}[[steps]]\nid = \"a\"\ntitle = \"A\"\nkind = \"ssh\"\nhost = \"cluman\"\ncommand = \"{command}\"\ncaptures = [{{ name = \"out\", regex = '(\\S+)' }}]\n\n[[steps]]\nid = \"b\"\ntitle = \"B\"\nkind = \"ssh\"\nhost = \"cluman\"\ncommand = \"echo {{{{ out | raw }}}}\"\n")
+        };
+        // An enum parameter may be raw; a string parameter and a capture may not.
+        let e = errors(&step("mongo --db {{ db | raw }}"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            e[0],
+            "t.toml:29:11: `{{ out | raw }}`: only enum parameters may be inserted unquoted, and \"out\" is not one; remove `| raw` (the value is then shell-quoted)"
+        );
+        let e = errors(&step("echo {{ note|raw }} {{ db | raw }}"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:21:11: `{{ note | raw }}`: only enum parameters"),
+            "{e:?}"
+        );
+        // Quoted, both are fine.
+        let ok = step("echo {{ note }}").replace("{{ out | raw }}", "{{ out }}");
+        assert_eq!(errors(&ok), Vec::<String>::new());
     }
 }

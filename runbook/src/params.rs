@@ -19,6 +19,36 @@ fn valid_host_name(v: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// An absolute path that names exactly what it says: outside a shell (transfer
+/// paths, OpenStack arguments) a path is used as typed, so `..` could climb out
+/// of the directory a runbook meant, and blanks or `//` would hide what the path
+/// really names from whoever reads the command.
+fn check_path(value: &str) -> Result<(), String> {
+    let Some(rest) = value.strip_prefix('/') else {
+        return Err(format!(
+            "{value:?} is not an absolute path (it must start with '/')"
+        ));
+    };
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{value:?} must not contain spaces, tabs or other blank or control characters"
+        ));
+    }
+    // A single trailing '/' (a directory) is fine; an empty segment inside is not.
+    let segments: Vec<&str> = rest.strip_suffix('/').unwrap_or(rest).split('/').collect();
+    if !rest.is_empty() && segments.iter().any(|s| s.is_empty()) {
+        return Err(format!(
+            "{value:?} must not contain an empty segment (`//`)"
+        ));
+    }
+    if segments.contains(&"..") {
+        return Err(format!(
+            "{value:?} must not contain `..`: write the directory it means"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one value against a parameter's type and pattern; returns it normalised.
 pub fn check_value(param: &Parameter, value: &str) -> Result<String, String> {
     if value.chars().any(|c| c.is_control()) {
@@ -57,11 +87,7 @@ pub fn check_value(param: &Parameter, value: &str) -> Result<String, String> {
             value.to_string()
         }
         ParamKind::Path => {
-            if !value.starts_with('/') {
-                return Err(format!(
-                    "{value:?} is not an absolute path (it must start with '/')"
-                ));
-            }
+            check_path(value)?;
             value.to_string()
         }
         ParamKind::Date => NaiveDate::parse_from_str(value, "%Y-%m-%d")
@@ -248,5 +274,35 @@ kind = "manual"
         assert!(errors
             .iter()
             .any(|e| e.parameter == "site" && e.message.contains("control characters")));
+    }
+
+    #[test]
+    fn paths_name_exactly_what_they_say() {
+        let rb = load_str("p.toml", RUNBOOK).unwrap();
+        let backup = rb.parameter("backup").unwrap();
+        for good in [
+            "/",
+            "/var/tmp/backup/x.tgz",
+            "/var/tmp/",
+            "/var/qps/patches",
+            "/a/.hidden/b..c",
+        ] {
+            assert_eq!(check_value(backup, good).as_deref(), Ok(good), "{good}");
+        }
+        for (bad, says) in [
+            ("/var/tmp/../../etc/cron.d/x", "must not contain `..`"),
+            ("/..", "must not contain `..`"),
+            ("/var/tmp/..", "must not contain `..`"),
+            ("/var//tmp/x", "empty segment (`//`)"),
+            ("//etc", "empty segment (`//`)"),
+            ("/var/tmp//", "empty segment (`//`)"),
+            ("/var/tmp/my file", "blank or control characters"),
+            ("/var/tmp/x\u{a0}y", "blank or control characters"),
+            ("/var/tmp/x\ty", "control characters"),
+            ("var/tmp", "not an absolute path"),
+        ] {
+            let e = check_value(backup, bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 }

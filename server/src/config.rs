@@ -42,10 +42,16 @@ pub struct Settings {
     pub runbooks_dir: PathBuf,
     /// The sites file: the clusters' hosts and how to reach them.
     pub sites_file: PathBuf,
+    /// Where the key, known hosts, agent socket and clouds.yaml of sites defined
+    /// in the portal must be; unset: the sites file's directory.
+    pub site_secrets_dir: Option<PathBuf>,
     /// The backup store: where transfer steps keep files taken from the site.
     pub backup_store: PathBuf,
     /// The lab's directory: its host keys and client key, kept between starts.
     pub lab_dir: PathBuf,
+    /// Files the portal keeps for itself (the first admin's password when no
+    /// terminal shows it).
+    pub data_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     /// The SMTP relay approval e-mails go through; none: no e-mail.
@@ -59,6 +65,9 @@ pub struct Settings {
     pub notify_retry_base_ms: u64,
     /// Seconds a webhook receiver or the SMTP relay has to answer.
     pub notify_timeout_seconds: u64,
+    /// Where webhooks may post; empty: anywhere but loopback, link-local and
+    /// unspecified addresses.
+    pub webhook_allowed_hosts: app::ssr::notify::validate::AllowedHosts,
     /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: app::ssr::client::TrustedProxies,
     /// Minutes a site's break glass stays on once switched on.
@@ -91,6 +100,9 @@ impl fmt::Debug for Settings {
             .field("notify_attempts", &self.notify_attempts)
             .field("notify_retry_base_ms", &self.notify_retry_base_ms)
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
+            .field("webhook_allowed_hosts", &self.webhook_allowed_hosts)
+            .field("site_secrets_dir", &self.site_secrets_dir)
+            .field("data_dir", &self.data_dir)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("break_glass_minutes", &self.break_glass_minutes)
             .field("approval_request_hours", &self.approval_request_hours)
@@ -239,11 +251,19 @@ const KEYS: &[Key] = &[
         expected: "a file path",
     },
     Key {
+        name: "site_secrets_dir",
+        expected: "a directory path",
+    },
+    Key {
         name: "backup_store",
         expected: "a directory path",
     },
     Key {
         name: "lab_dir",
+        expected: "a directory path",
+    },
+    Key {
+        name: "data_dir",
         expected: "a directory path",
     },
     Key {
@@ -269,6 +289,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "notify_timeout_seconds",
         expected: "a whole number of seconds from 1 to 120 (default 10)",
+    },
+    Key {
+        name: "webhook_allowed_hosts",
+        expected: "host names, *.domain patterns, IP addresses or networks (10.0.0.0/8), separated by commas (a list in the file)",
     },
     Key {
         name: "trusted_proxies",
@@ -482,8 +506,13 @@ impl Settings {
         let site_root = path("site_root", "target/site")?;
         let runbooks_dir = path("runbooks_dir", "runbooks")?;
         let sites_file = path("sites_file", "sites.toml")?;
+        let site_secrets_dir = match raw.get("site_secrets_dir") {
+            Some(_) => Some(path("site_secrets_dir", "")?),
+            None => None,
+        };
         let backup_store = path("backup_store", "backup-store")?;
         let lab_dir = path("lab_dir", ".lab")?;
+        let data_dir = path("data_dir", ".data")?;
         let audit_key_file = path("audit_key_file", ".data/audit-checkpoint.key")?;
         let log_format = match raw.get("log_format") {
             Some(r) => match r.value.trim() {
@@ -531,6 +560,25 @@ impl Settings {
         let notify_attempts = u32::try_from(int_in("notify_attempts", 6, 1..=20)?).unwrap_or(6);
         let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
         let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
+        let webhook_allowed_hosts = match raw.get("webhook_allowed_hosts") {
+            Some(r) => {
+                app::ssr::notify::validate::AllowedHosts::parse(&r.value).map_err(|why| {
+                    ConfigError::BadValue {
+                        key: "webhook_allowed_hosts".into(),
+                        origin: r.origin.clone(),
+                        expected: format!(
+                            "{} ({why})",
+                            KEYS.iter()
+                                .find(|k| k.name == "webhook_allowed_hosts")
+                                .map(|k| k.expected)
+                                .unwrap_or("")
+                        ),
+                        found: r.value.clone(),
+                    }
+                })?
+            }
+            None => Default::default(),
+        };
         let trusted_proxies = match raw.get("trusted_proxies") {
             Some(r) => {
                 let entries: Vec<&str> = r
@@ -567,14 +615,17 @@ impl Settings {
             site_root,
             runbooks_dir,
             sites_file,
+            site_secrets_dir,
             backup_store,
             lab_dir,
+            data_dir,
             log_format,
             smtp_url,
             smtp_from,
             notify_attempts,
             notify_retry_base_ms,
             notify_timeout_seconds,
+            webhook_allowed_hosts,
             trusted_proxies,
             break_glass_minutes,
             approval_request_hours,
@@ -611,6 +662,7 @@ impl Settings {
                 max_attempts: self.notify_attempts,
             },
             timeout: Duration::from_secs(self.notify_timeout_seconds),
+            allowed_hosts: self.webhook_allowed_hosts.clone(),
         }
     }
 }
@@ -690,12 +742,16 @@ mod tests {
     fn database_is_required_and_never_printed_with_its_password() {
         let without = Settings::from_sources(None, &env(&[])).unwrap();
         assert_eq!(without.database().unwrap_err(), ConfigError::NoDatabase);
-        let err = Settings::from_sources(None, &env(&[("DATABASE_URL", "mysql://u:secret@h/db")]))
-            .unwrap_err();
-        assert!(!err.to_string().contains("secret"), "{err}");
-        let s = Settings::from_sources(None, &env(&[("DATABASE_URL", "postgres://u:secret@h/db")]))
-            .unwrap();
-        assert!(!format!("{s:?}").contains("secret"));
+        let err =
+            Settings::from_sources(None, &env(&[("DATABASE_URL", "mysql://u:pa55word@h/db")]))
+                .unwrap_err();
+        assert!(!err.to_string().contains("pa55word"), "{err}");
+        let s = Settings::from_sources(
+            None,
+            &env(&[("DATABASE_URL", "postgres://u:pa55word@h/db")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("pa55word"));
     }
 
     #[test]
@@ -713,7 +769,7 @@ mod tests {
             None,
             &env(&[
                 DB,
-                ("PORTAL_SMTP_URL", "smtp://relay:secret@127.0.0.1:2525"),
+                ("PORTAL_SMTP_URL", "smtp://relay:pa55word@127.0.0.1:2525"),
                 ("PORTAL_SMTP_FROM", "Portal <portal@example.net>"),
                 ("PORTAL_NOTIFY_ATTEMPTS", "3"),
                 ("PORTAL_NOTIFY_RETRY_BASE_MS", "100"),
@@ -726,7 +782,7 @@ mod tests {
         assert_eq!(n.retry.max_attempts, 3);
         assert_eq!(n.retry.base.as_millis(), 100);
         assert_eq!(n.timeout.as_secs(), 2);
-        assert!(!format!("{s:?}").contains("secret"), "{s:?}");
+        assert!(!format!("{s:?}").contains("pa55word"), "{s:?}");
 
         for (key, value) in [
             ("PORTAL_SMTP_URL", "http://127.0.0.1:2525"),
@@ -747,6 +803,56 @@ mod tests {
             Settings::from_sources(None, &env(&[DB, ("PORTAL_SMTP_URL", "ftp://u:hunter2@h")]))
                 .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn outbound_and_file_locations() {
+        use app::ssr::notify::validate::AllowedHosts;
+        let s = Settings::from_sources(None, &env(&[DB])).unwrap();
+        assert!(s.webhook_allowed_hosts.is_empty());
+        assert_eq!(s.site_secrets_dir, None);
+        assert_eq!(s.data_dir, PathBuf::from(".data"));
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                DB,
+                ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1, *.example.net"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook_allowed_hosts,
+            AllowedHosts::parse("127.0.0.1,*.example.net").unwrap()
+        );
+        assert_eq!(
+            s.notifications().allowed_hosts,
+            AllowedHosts::parse("127.0.0.1 *.example.net").unwrap()
+        );
+        // A list in the file.
+        let s = Settings::from_sources(
+            Some((
+                "portal.toml",
+                "webhook_allowed_hosts = [\"hooks.example.net\", \"10.0.0.0/8\"]\nsite_secrets_dir = \"/etc/portal/sites\"\ndata_dir = \"/var/lib/portal\"\n",
+            )),
+            &env(&[DB]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook_allowed_hosts,
+            AllowedHosts::parse("hooks.example.net,10.0.0.0/8").unwrap()
+        );
+        assert_eq!(s.site_secrets_dir, Some(PathBuf::from("/etc/portal/sites")));
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/portal"));
+        let err = Settings::from_sources(
+            None,
+            &env(&[DB, ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "10.0.0.0/99")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webhook_allowed_hosts") && err.contains("0 to 32 bits"),
+            "{err}"
+        );
     }
 
     #[test]

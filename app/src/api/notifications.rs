@@ -57,6 +57,7 @@ pub async fn add_webhook(site: String, url: String, secret: String) -> Result<i6
             url: &url,
             secret: &secret,
         },
+        state.notifier.allowed_hosts(),
         &Actor::User(caller.user().username.clone()),
     )
     .await?)
@@ -72,6 +73,7 @@ pub async fn add_email(site: String, address: String) -> Result<i64, AppError> {
         &state.pool,
         &site,
         channels::NewChannel::Email { address: &address },
+        state.notifier.allowed_hosts(),
         &Actor::User(caller.user().username.clone()),
     )
     .await?)

@@ -142,6 +142,7 @@ pub async fn change_parameter(
         .engine
         .change_parameter(
             run,
+            caller.user().id,
             &name,
             &value,
             &reason,
@@ -159,7 +160,32 @@ pub async fn cancel_run(run: i64, #[server(default)] reason: String) -> Result<(
     let state = app_state()?;
     state
         .engine
-        .cancel_run(run, &reason, &Actor::User(caller.user().username.clone()))
+        .cancel_run(
+            run,
+            caller.user().id,
+            &reason,
+            &Actor::User(caller.user().username.clone()),
+        )
+        .await?;
+    redirect_plain_form(&format!("/runs/{run}"));
+    Ok(())
+}
+
+/// Takes an active run over from its owner, with a reason (audited): from then
+/// on only the caller may act on it. The previous owner's open request for
+/// approval is voided.
+#[server(prefix = "/api", endpoint = "runs/take_over")]
+pub async fn take_over_run(run: i64, #[server(default)] reason: String) -> Result<(), AppError> {
+    let caller = require::<RunRecoveries>().await?;
+    let state = app_state()?;
+    state
+        .engine
+        .take_over(
+            run,
+            caller.user().id,
+            &reason,
+            &Actor::User(caller.user().username.clone()),
+        )
         .await?;
     redirect_plain_form(&format!("/runs/{run}"));
     Ok(())

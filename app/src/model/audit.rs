@@ -162,6 +162,8 @@ pub enum AuditAction {
     SiteDefined,
     /// An operator changed a parameter of a running run.
     RunParameterChanged,
+    /// Someone took an active run over from its owner, with a reason.
+    RunTakenOver,
     /// An admin switched a site's break-glass mode on or off.
     BreakGlassChanged,
     /// Audit events were exported (format and filters in the details).
@@ -214,7 +216,7 @@ impl ApprovalEvent {
 
 impl AuditAction {
     /// Every action that is not about a step, for filters.
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 41] = [
         AuditAction::PortalStarted,
         AuditAction::SignIn,
         AuditAction::SignInFailed,
@@ -240,6 +242,7 @@ impl AuditAction {
         AuditAction::LabFaultChanged,
         AuditAction::SiteDefined,
         AuditAction::RunParameterChanged,
+        AuditAction::RunTakenOver,
         AuditAction::BreakGlassChanged,
         AuditAction::AuditExported,
         AuditAction::ReportExported,
@@ -285,6 +288,7 @@ impl AuditAction {
             AuditAction::LabFaultChanged => "lab.fault_changed",
             AuditAction::SiteDefined => "site.defined",
             AuditAction::RunParameterChanged => "run.parameter_changed",
+            AuditAction::RunTakenOver => "run.taken_over",
             AuditAction::BreakGlassChanged => "site.break_glass_changed",
             AuditAction::AuditExported => "audit.exported",
             AuditAction::ReportExported => "report.exported",

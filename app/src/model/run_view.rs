@@ -14,6 +14,8 @@ pub struct RunSummary {
     pub site: String,
     pub state: RunState,
     pub started_by: String,
+    /// Who may act on it now: who started it, or who last took it over.
+    pub owner: String,
     /// RFC 3339.
     pub started_at: String,
     pub finished_at: Option<String>,

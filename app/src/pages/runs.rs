@@ -2,7 +2,7 @@
 //! step's exact action and buttons, and its output, kept live by server-sent
 //! events (`/api/runs/{id}/live`).
 
-use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandStep};
+use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun};
 use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
@@ -47,7 +47,9 @@ fn run_row(r: RunSummary) -> impl IntoView {
             <td data-label="Progress">{format!("{} of {} steps", r.steps_done, r.steps)}
                 {r.current.map(|(title, state)| view! { <br/><small class="muted">{title}" · "{state_label(state)}</small> })}
             </td>
-            <td data-label="Started">{r.started_by}<br/><small class="muted">{when(&r.started_at)}</small></td>
+            <td data-label="Started">{r.started_by.clone()}<br/><small class="muted">{when(&r.started_at)}</small>
+                {(r.owner != r.started_by).then(|| view! { <br/><small data-testid="run-owner">{format!("taken over by {}", r.owner)}</small> })}
+            </td>
         </tr>
     }
 }
@@ -390,13 +392,20 @@ fn run_body(
     command: ServerAction<CommandStep>,
     cancel: ServerAction<CancelRun>,
     parameter: ServerAction<ChangeParameter>,
-    can_operate: bool,
+    take_over: ServerAction<TakeOverRun>,
+    can_run: bool,
     can_audit: bool,
     me: String,
     drafts: Drafts,
 ) -> AnyView {
     let run_id = v.summary.id;
     let current = v.current;
+    let active = v.summary.state == RunState::Active;
+    // The server refuses anyone but the owner; this only spares them buttons
+    // that would be refused, and offers the takeover instead.
+    let owner = v.summary.owner.clone();
+    let can_operate = can_run && owner == me;
+    let can_take_over = can_run && active && owner != me;
     let ctx = StepCtx {
         run_id,
         live,
@@ -405,7 +414,6 @@ fn run_body(
         me,
         drafts,
     };
-    let active = v.summary.state == RunState::Active;
     view! {
         <Title text=format!("Run #{} · {}", run_id, v.summary.runbook_title)/>
         <section class="card run-head">
@@ -416,7 +424,18 @@ fn run_body(
                 <span class=format!("state state-{}", run_state_label(v.summary.state)) data-testid="run-state">{run_state_label(v.summary.state)}</span>
                 <span>{format!("{} of {} steps done", v.summary.steps_done, v.summary.steps)}</span>
                 <span>{format!("started by {} at {}", v.summary.started_by, when(&v.summary.started_at))}</span>
+                <span data-testid="run-owner">{format!("owner {owner}")}</span>
             </p>
+            {can_take_over.then(|| view! {
+                <div class="notice take-over" data-testid="take-over">
+                    <p>{format!("Run {run_id} belongs to {owner}; take it over (with a reason) to act on it. Its open request for approval, if any, is voided; you request approval anew.")}</p>
+                    <ActionForm action=take_over attr:class="inline">
+                        <input type="hidden" name="run" value=run_id.to_string()/>
+                        <label>"Reason " {draft_input(drafts, "take-over".into(), "reason", true, "Why you take it over")}</label>
+                        <button type="submit" class="secondary">"Take over"</button>
+                    </ActionForm>
+                </div>
+            })}
             <p class="hash">"Runbook SHA-256 " <code>{v.runbook_sha256.clone()}</code></p>
             {can_audit.then(|| view! {
                 <p class="report-links">
@@ -585,10 +604,12 @@ pub fn RunPage() -> impl IntoView {
     let command = ServerAction::<CommandStep>::new();
     let cancel = ServerAction::<CancelRun>::new();
     let parameter = ServerAction::<ChangeParameter>::new();
+    let take_over = ServerAction::<TakeOverRun>::new();
     // Made here, outside the suspended view, so re-rendering it never disposes them.
     let command_result = command.value();
     let cancel_result = cancel.value();
     let parameter_result = parameter.value();
+    let take_over_result = take_over.value();
     let run = Resource::new(
         move || (run_id(), reload.get()),
         |(id, _)| async move {
@@ -602,6 +623,7 @@ pub fn RunPage() -> impl IntoView {
         if command.version().get() > 0
             || cancel.version().get() > 0
             || parameter.version().get() > 0
+            || take_over.version().get() > 0
         {
             reload.update(|n| *n += 1);
         }
@@ -622,13 +644,14 @@ pub fn RunPage() -> impl IntoView {
                 <ActionResult value=command_result/>
                 <ActionResult value=cancel_result/>
                 <ActionResult value=parameter_result/>
+                <ActionResult value=take_over_result/>
                 <Transition fallback=|| view! { <p class="loading">"Loading the run…"</p> }>
                     {move || {
                         let me_name = me_name.clone();
                         Suspend::new(async move {
                             match run.await {
                                 Err(error) => view! { <section class="card"><ErrorBox error/><p><a href="/runs">"All runs"</a></p></section> }.into_any(),
-                                Ok(v) => run_body(v, live, command, cancel, parameter, can_operate, can_audit, me_name, drafts),
+                                Ok(v) => run_body(v, live, command, cancel, parameter, take_over, can_operate, can_audit, me_name, drafts),
                             }
                         })
                     }}

@@ -102,6 +102,7 @@ pub async fn request(pool: &PgPool, r: NewRequest<'_>, actor: &Actor) -> Result<
         TransitionInput {
             host: r.host,
             action: Some(r.action),
+            owner: Some(r.user_id),
             ..Default::default()
         },
     )
@@ -681,6 +682,7 @@ pub async fn start_under(
                 host: e.host,
                 action: Some(e.action),
                 approval_id: Some(id),
+                owner: Some(e.user_id),
                 ..Default::default()
             },
         )

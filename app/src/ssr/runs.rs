@@ -25,8 +25,8 @@ pub async fn start(
 ) -> Result<i64, ServiceError> {
     let mut tx = pool.begin().await?;
     let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO runs (runbook_id, runbook_title, runbook_sha256, runbook_source, site, parameters, started_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO runs (runbook_id, runbook_title, runbook_sha256, runbook_source, site, parameters, started_by, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
     )
     .bind(&runbook.id)
     .bind(&runbook.title)
@@ -78,6 +78,9 @@ pub struct TransitionInput<'a> {
     pub outcome: Option<&'a Outcome>,
     /// When a destructive step starts: the approval it runs under.
     pub approval_id: Option<i64>,
+    /// A user's command: it applies only while this user owns the run, checked
+    /// under the run's row lock, so a takeover that committed first wins.
+    pub owner: Option<i64>,
 }
 
 /// The result of a transition.
@@ -145,7 +148,8 @@ pub async fn transition_in(
     .fetch_all(&mut **tx)
     .await?;
     let row = sqlx::query(
-        "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state FROM run_steps s JOIN runs r ON r.id = s.run_id \
+        "SELECT s.state, s.destructive, s.attempts, s.step_id, r.state AS run_state, r.owner, \
+         (SELECT username FROM users WHERE id = r.owner) AS owner_name FROM run_steps s JOIN runs r ON r.id = s.run_id \
          WHERE s.run_id = $1 AND s.position = $2 FOR UPDATE OF s, r",
     )
     .bind(run_id)
@@ -159,6 +163,15 @@ pub async fn transition_in(
             "Run {run_id} is {run_state_name}; its steps cannot change."
         ))
         .into());
+    }
+    if let Some(user) = input.owner {
+        if row.try_get::<i64, _>("owner")? != user {
+            return Err(AppError::NotRunOwner {
+                run: run_id,
+                owner: row.try_get("owner_name")?,
+            }
+            .into());
+        }
     }
     let from = parse_state(&row.try_get::<String, _>("state")?)?;
     let destructive: bool = row.try_get("destructive")?;
@@ -385,6 +398,8 @@ pub struct StepRow {
 #[derive(Clone, Debug)]
 pub struct RunRecord {
     pub summary: RunSummary,
+    /// The user id of `summary.owner`: the only user who may act on the run.
+    pub owner_id: i64,
     pub runbook_sha256: String,
     pub runbook_source: String,
     pub parameters: BTreeMap<String, String>,
@@ -412,6 +427,7 @@ fn summary_from(row: &sqlx::postgres::PgRow) -> Result<RunSummary, ServiceError>
             _ => RunState::Active,
         },
         started_by: row.try_get("started_by")?,
+        owner: row.try_get("owner")?,
         started_at: rfc3339(row.try_get("started_at")?),
         finished_at: row
             .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
@@ -426,11 +442,11 @@ fn summary_from(row: &sqlx::postgres::PgRow) -> Result<RunSummary, ServiceError>
 }
 
 const SUMMARY_SELECT: &str = "SELECT r.id, r.runbook_id, r.runbook_title, r.site, r.state, u.username AS started_by, \
-     r.started_at, r.finished_at, \
+     o.username AS owner, r.owner AS owner_id, r.started_at, r.finished_at, \
      (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps, \
      (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id AND s.state IN ('succeeded', 'skipped')) AS steps_done, \
      c.title AS current_title, c.state AS current_state \
-     FROM runs r JOIN users u ON u.id = r.started_by \
+     FROM runs r JOIN users u ON u.id = r.started_by JOIN users o ON o.id = r.owner \
      LEFT JOIN LATERAL (SELECT title, state FROM run_steps s WHERE s.run_id = r.id AND s.state NOT IN ('succeeded', 'skipped') ORDER BY position LIMIT 1) c ON true";
 
 /// The runs the list shows, newest first; at most `limit`.
@@ -464,6 +480,7 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError>
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no run {run_id}.")))?;
     let summary = summary_from(&row)?;
+    let owner_id: i64 = row.try_get("owner_id")?;
     let extra =
         sqlx::query("SELECT runbook_sha256, runbook_source, parameters FROM runs WHERE id = $1")
             .bind(run_id)
@@ -507,6 +524,7 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError>
     }
     Ok(RunRecord {
         summary,
+        owner_id,
         runbook_sha256: extra.try_get("runbook_sha256")?,
         runbook_source: extra.try_get("runbook_source")?,
         parameters,

@@ -48,6 +48,78 @@ fn lab_site(lab: &lab::Lab, settings: &Settings) -> Result<Site, CommandError> {
         .ok_or_else(|| CommandError::Service("the lab's sites file has no site".into()))
 }
 
+/// Tells whoever started the portal the first admin's password: on a terminal,
+/// printed once (not logged, not stored). When the output goes elsewhere (a
+/// service's journal, a CI log, a file), whoever reads that could sign in first,
+/// so the password goes into a file only this OS user can read, and its path is
+/// printed instead.
+fn announce_initial_admin(
+    url: &url::Url,
+    password: &str,
+    data_dir: &Path,
+) -> Result<(), CommandError> {
+    use std::io::IsTerminal;
+    let shown = if std::io::stdout().is_terminal() {
+        format!("Password:  {password}")
+    } else {
+        let file = password_file(data_dir, password).map_err(|e| {
+            CommandError::Service(format!(
+                "the first administrator was created, but its password could not be written to {}: {e}. \
+                 Set one with `recovery-portal user passwd {} --password-stdin --temporary`",
+                data_dir.join(PASSWORD_FILE).display(),
+                bootstrap::INITIAL_ADMIN
+            ))
+        })?;
+        format!(
+            "Password file: {} (readable by this user only; delete it once you have signed in)",
+            file.display()
+        )
+    };
+    println!();
+    println!("  ┌─ First start: an administrator account was created ─────────────");
+    println!("  │  URL:       {url}");
+    println!("  │  Username:  {}", bootstrap::INITIAL_ADMIN);
+    println!("  │  {shown}");
+    println!("  │  You must choose a new password at the first sign-in.");
+    println!("  └─────────────────────────────────────────────────────────────────");
+    println!();
+    Ok(())
+}
+
+/// The file [`password_file`] writes, in the data directory.
+pub const PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Writes `password` to `dir/initial-admin-password`, created afresh with mode
+/// 0600 (an older one is replaced, never reused with its permissions), in a
+/// directory made 0700 if it is new; answers the file's absolute path.
+pub fn password_file(dir: &Path, password: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let mut make = std::fs::DirBuilder::new();
+    make.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        make.mode(0o700);
+    }
+    make.create(dir)?;
+    let path = std::fs::canonicalize(dir)?.join(PASSWORD_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    let mut file = open.open(&path)?;
+    writeln!(file, "{password}")?;
+    file.sync_all()?;
+    Ok(path)
+}
+
 /// The configured sites; none when the sites file does not exist.
 fn load_sites(settings: &Settings) -> Result<Vec<Site>, CommandError> {
     let file = &settings.sites_file;
@@ -155,7 +227,11 @@ pub async fn serve(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let executor = Arc::new(executor.with_base(base));
+    let secrets = settings
+        .site_secrets_dir
+        .clone()
+        .unwrap_or_else(|| base.clone());
+    let executor = Arc::new(executor.with_base(base).with_secrets_dir(secrets));
     let defined = app::ssr::sites::apply_stored_sites(&pool, executor.as_ref()).await?;
     if defined > 0 {
         tracing::info!(defined, "sites defined in the portal added");
@@ -179,15 +255,7 @@ pub async fn serve(
     }
 
     if let Some(password) = bootstrap::ensure_initial_admin(&pool).await? {
-        // Printed once, to the terminal only: it is not logged and not stored.
-        println!();
-        println!("  ┌─ First start: an administrator account was created ─────────────");
-        println!("  │  URL:       {url}");
-        println!("  │  Username:  {}", bootstrap::INITIAL_ADMIN);
-        println!("  │  Password:  {password}");
-        println!("  │  You must choose a new password at the first sign-in.");
-        println!("  └─────────────────────────────────────────────────────────────────");
-        println!();
+        announce_initial_admin(&url, &password, &settings.data_dir)?;
     }
     audit::append_alone(
         &pool,

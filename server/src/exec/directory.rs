@@ -7,6 +7,7 @@ use super::site::{self, Site};
 use app::model::site::{FaultView, HostView, SightingView, SiteDetail, TrustedKeyView};
 use app::ssr::sites::{CheckedLine, SiteDirectory};
 use lab::{Fault, OpenStackFault};
+use std::path::{Component, Path};
 
 /// The faults the page always lists; any other active one is listed too.
 const LISTED_FAULTS: [&str; 6] = [
@@ -44,8 +45,55 @@ fn openstack_fault_description(f: &OpenStackFault) -> String {
     }
 }
 
-/// The one site of a definition typed in the portal.
-fn one_site(definition: &str, base: &std::path::Path) -> Result<Site, String> {
+/// Whether `path` lies inside `dir`: no `..` on the way, and, when it exists,
+/// not a link that leads out.
+fn inside(dir: &Path, path: &Path) -> bool {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return false;
+    }
+    let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if !path.starts_with(dir) && !path.starts_with(&real_dir) {
+        return false;
+    }
+    path.canonicalize()
+        .map(|real| real.starts_with(&real_dir))
+        .unwrap_or(true)
+}
+
+/// Refuses a site defined in the portal whose key, known hosts, agent socket or
+/// clouds.yaml lies outside `secrets`: an admin could otherwise give a new site
+/// another site's key or cloud credentials (or any file the portal can read).
+/// Checked before any file is opened, and in words that say nothing of whether
+/// the file exists.
+fn files_inside(site: &Site, secrets: &Path) -> Result<(), String> {
+    let mut files: Vec<(&str, &Path)> = vec![("known_hosts", &site.known_hosts_path)];
+    match &site.auth {
+        site::SiteAuth::Key { path, .. } => files.push(("key", path)),
+        site::SiteAuth::Agent { socket: Some(s) } => files.push(("agent_socket", s)),
+        site::SiteAuth::Agent { socket: None } => {}
+    }
+    if let Some(f) = site.cloud.as_ref().and_then(|c| c.clouds_file.as_ref()) {
+        files.push(("clouds_file", f));
+    }
+    let outside: Vec<String> = files
+        .into_iter()
+        .filter(|(_, path)| !inside(secrets, path))
+        .map(|(field, path)| format!("{field} {:?}", path.display().to_string()))
+        .collect();
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "site {:?}: {} must be inside the directory for site secrets ({}, set by site_secrets_dir); sites defined in the portal use only files there",
+            site.name,
+            outside.join(" and "),
+            secrets.display()
+        ))
+    }
+}
+
+/// The one site of a definition typed in the portal, its files inside `secrets`.
+fn one_site(definition: &str, base: &Path, secrets: &Path) -> Result<Site, String> {
     let mut sites = site::parse("the definition", definition, base).map_err(|errors| {
         errors
             .iter()
@@ -54,7 +102,10 @@ fn one_site(definition: &str, base: &std::path::Path) -> Result<Site, String> {
             .join("; ")
     })?;
     match (sites.pop(), sites.is_empty()) {
-        (Some(site), true) => Ok(site),
+        (Some(site), true) => {
+            files_inside(&site, secrets)?;
+            Ok(site)
+        }
         (None, _) => Err("the definition holds no [[sites]] block".into()),
         (Some(_), false) => {
             Err("define one site at a time: the definition holds several [[sites]] blocks".into())
@@ -187,14 +238,14 @@ impl SiteDirectory for SiteExecutor {
     }
 
     fn check_site(&self, definition: &str) -> Result<String, String> {
-        let site = one_site(definition, &self.base)?;
+        let site = one_site(definition, &self.base, self.secrets_dir())?;
         site.connector().map_err(|e| e.message)?;
         site.known_hosts().map_err(|e| e.message)?;
         Ok(site.name)
     }
 
     fn add_site(&self, definition: &str) -> Result<(), String> {
-        let site = one_site(definition, &self.base)?;
+        let site = one_site(definition, &self.base, self.secrets_dir())?;
         self.add(site).map_err(|e| e.message)
     }
 

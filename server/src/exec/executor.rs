@@ -11,7 +11,7 @@ use app::ssr::engine::executor::{
 };
 use runbook::render::RenderedEndpoint;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub struct SiteExecutor {
     /// Relative paths in site definitions made in the portal start here (the
     /// sites file's directory).
     pub(super) base: PathBuf,
+    /// Where the files of sites defined in the portal must be; `base` unless set.
+    secrets_dir: Option<PathBuf>,
 }
 
 impl SiteExecutor {
@@ -83,6 +85,7 @@ impl SiteExecutor {
             store,
             lab: None,
             base: PathBuf::from("."),
+            secrets_dir: None,
         })
     }
 
@@ -90,6 +93,17 @@ impl SiteExecutor {
     pub fn with_base(mut self, base: PathBuf) -> Self {
         self.base = base;
         self
+    }
+
+    /// The same, with the files of sites defined in the portal (key, known
+    /// hosts, agent socket, clouds.yaml) allowed only inside `dir`.
+    pub fn with_secrets_dir(mut self, dir: PathBuf) -> Self {
+        self.secrets_dir = Some(dir);
+        self
+    }
+
+    pub(super) fn secrets_dir(&self) -> &Path {
+        self.secrets_dir.as_deref().unwrap_or(&self.base)
     }
 
     /// Adds `site` (its key and known hosts are read now).

@@ -440,6 +440,7 @@ mod report_tests {
                     site: "lab".into(),
                     state: RunState::Completed,
                     started_by: "olga".into(),
+                    owner: "olga".into(),
                     started_at: "2026-11-27T09:58:00Z".into(),
                     finished_at: Some("2026-11-27T10:00:02Z".into()),
                     steps: 1,

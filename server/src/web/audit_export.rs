@@ -11,7 +11,7 @@ use app::ssr::authz::ReadAudit;
 use app::ssr::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -123,8 +123,12 @@ async fn respond(
     format: Format,
     state: AppState,
     session: tower_sessions::Session,
+    headers: HeaderMap,
     params: BTreeMap<String, String>,
 ) -> Response {
+    if let Some(refused) = super::csrf::refuse_foreign_download(&headers) {
+        return refused;
+    }
     let who = match caller::<ReadAudit>(&state, &session).await {
         Ok(who) => who,
         Err(answer) => return answer,
@@ -199,16 +203,18 @@ async fn respond(
 pub async fn csv(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Csv, state, session, params).await
+    respond(Format::Csv, state, session, headers, params).await
 }
 
 /// `GET /api/audit/export.jsonl`
 pub async fn jsonl(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Jsonl, state, session, params).await
+    respond(Format::Jsonl, state, session, headers, params).await
 }

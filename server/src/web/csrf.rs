@@ -5,6 +5,11 @@
 //! `Sec-Fetch-Site: same-origin` (every current browser sends it), or else an
 //! `Origin` or `Referer` of the portal's public URL or of the `Host` it was sent to.
 //! Requests with none of these are refused: a browser always sends one of them.
+//! `Sec-Fetch-Site: none` (a request the user started outside any page) is
+//! refused as well: no page of the portal posts that way.
+//!
+//! GET downloads that write an audit record (exports, reports) pass
+//! [`check_download`]: a navigation another site started is refused.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -21,6 +26,8 @@ pub enum CsrfRejection {
     ForeignOrigin(String),
     #[error("the request carries neither Sec-Fetch-Site, Origin nor Referer")]
     NoOrigin,
+    #[error("the request was not sent by one of the portal's pages (Sec-Fetch-Site: none)")]
+    NotFromAPage,
 }
 
 fn origin_of(url: &str) -> Option<String> {
@@ -47,7 +54,8 @@ pub fn check(
     };
     if let Some(site) = text("sec-fetch-site") {
         return match site.as_str() {
-            "same-origin" | "none" => Ok(()),
+            "same-origin" => Ok(()),
+            "none" => Err(CsrfRejection::NotFromAPage),
             _ => Err(CsrfRejection::CrossSite(site)),
         };
     }
@@ -67,6 +75,33 @@ pub fn check(
     } else {
         Err(CsrfRejection::ForeignOrigin(claimed))
     }
+}
+
+/// Decides whether a GET that writes an audit record (a download) may run: not
+/// when another site started it (`Sec-Fetch-Site: cross-site` or `same-site`),
+/// since session cookies are sent on such a top-level navigation and would
+/// make the user "download" a report, recorded in their name, without asking.
+/// The portal's own pages (`same-origin`), a typed address or bookmark
+/// (`none`) and clients that send no Fetch Metadata (curl, scripts) pass.
+pub fn check_download(headers: &HeaderMap) -> Result<(), CsrfRejection> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site @ ("cross-site" | "same-site")) => Err(CsrfRejection::CrossSite(site.into())),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_download`] as an answer: 403 with the reason, to open the download
+/// from the portal instead; `None` when the download may go ahead.
+pub fn refuse_foreign_download(headers: &HeaderMap) -> Option<Response> {
+    let rejection = check_download(headers).err()?;
+    tracing::warn!(%rejection, "refused a download another site started");
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            format!("Refused: {rejection}. Open the download from the portal's own pages.\n"),
+        )
+            .into_response(),
+    )
 }
 
 /// The middleware: answers 403 with the reason when [`check`] refuses.
@@ -132,6 +167,37 @@ mod tests {
             PUBLIC
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_post_not_sent_by_a_page_is_refused() {
+        // `none` is what a browser says of a request no page made; before, it
+        // was let through as if it were the portal's own.
+        assert_eq!(
+            check(
+                &Method::POST,
+                &headers(&[("sec-fetch-site", "none"), ("origin", PUBLIC)]),
+                PUBLIC
+            ),
+            Err(CsrfRejection::NotFromAPage)
+        );
+    }
+
+    #[test]
+    fn downloads_started_by_another_site_are_refused() {
+        for site in ["cross-site", "same-site"] {
+            assert_eq!(
+                check_download(&headers(&[("sec-fetch-site", site)])),
+                Err(CsrfRejection::CrossSite(site.into()))
+            );
+        }
+        for ok in [
+            headers(&[("sec-fetch-site", "same-origin")]),
+            headers(&[("sec-fetch-site", "none")]),
+            HeaderMap::new(),
+        ] {
+            assert_eq!(check_download(&ok), Ok(()));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use app::ssr::audit::{self, Actor, NewEvent};
 use app::ssr::authz::ReadAudit;
 use app::ssr::{report::Built, AppState};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response {
@@ -26,9 +26,13 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
 async fn built(
     state: &AppState,
     session: &tower_sessions::Session,
+    headers: &HeaderMap,
     id: i64,
     format: &str,
 ) -> Result<Built, Response> {
+    if let Some(refused) = super::csrf::refuse_foreign_download(headers) {
+        return Err(refused);
+    }
     let who = caller::<ReadAudit>(state, session).await?;
     let built = app::ssr::report::build(&state.engine, &state.pool, id, &who, true)
         .await
@@ -82,9 +86,10 @@ fn download(content_type: &str, name: &str, body: Vec<u8>) -> Response {
 pub async fn pdf(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    let built = match built(&state, &session, id, "pdf").await {
+    let built = match built(&state, &session, &headers, id, "pdf").await {
         Ok(b) => b,
         Err(answer) => return answer,
     };
@@ -114,9 +119,10 @@ pub async fn pdf(
 pub async fn jsonl(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    match built(&state, &session, id, "jsonl").await {
+    match built(&state, &session, &headers, id, "jsonl").await {
         Ok(b) => download(
             "application/x-ndjson; charset=utf-8",
             &jsonl_name(id),

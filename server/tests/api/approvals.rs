@@ -183,10 +183,12 @@ async fn only_another_supervisor_approves_and_a_rejection_needs_a_new_request(po
     assert_eq!(approved.state, ApprovalState::Approved);
     assert_eq!(approved.decisions[0].text, "go ahead");
     assert!(approved.expires_at.is_some());
+    // Another operator may not act on olga's run at all (the gate would also
+    // refuse him as not the requester).
     refusal(
         run_under(&oscar, run, 2, b.id).await,
-        StatusCode::CONFLICT,
-        "only the operator who requested",
+        StatusCode::FORBIDDEN,
+        r#""NotRunOwner":{"owner":"olga""#,
     )
     .await;
     // Nor may another operator withdraw it.

@@ -206,3 +206,52 @@ async fn the_command_line_exports_what_the_page_would(pool: PgPool) {
         text(&out)
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_download_another_site_starts_is_refused_and_not_recorded(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let sue = app.signed_in("sue", Role::Supervisor).await;
+    let exported = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM audit_events WHERE action IN ('audit.exported', 'report.exported')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let get = |path: &'static str, site: &'static str| {
+        sue.http
+            .get(format!("{}{path}", sue.base))
+            .header("sec-fetch-site", site)
+            .send()
+    };
+    // A link or form on another site (the Lax cookie goes along): refused
+    // before anything is read or recorded.
+    for path in [
+        "/api/audit/export.csv",
+        "/api/audit/export.jsonl",
+        "/api/runs/1/report.pdf",
+        "/api/runs/1/report.jsonl",
+    ] {
+        for site in ["cross-site", "same-site"] {
+            let r = get(path, site).await.unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {site}");
+            let text = r.text().await.unwrap();
+            assert!(text.contains("another site"), "{text}");
+        }
+    }
+    assert_eq!(exported().await, 0);
+    // The portal's own link, a typed address or bookmark, or a script: served.
+    for site in ["same-origin", "none"] {
+        let r = get("/api/audit/export.csv", site).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{site}");
+        // There is no run 1: past the check, the report says so.
+        let r = get("/api/runs/1/report.pdf", site).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{site}");
+    }
+    assert_eq!(
+        sue.get("/api/audit/export.jsonl").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(exported().await, 3);
+}

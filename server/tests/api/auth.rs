@@ -294,6 +294,22 @@ async fn cross_site_posts_are_refused(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    // No page of the portal posts without one (a bookmark or address bar does
+    // not post): `none` is refused, even with the portal's Origin.
+    let unpaged = plain
+        .post(&url)
+        .header("sec-fetch-site", "none")
+        .header("origin", &app.base)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpaged.status(), StatusCode::FORBIDDEN);
+    assert!(unpaged
+        .text()
+        .await
+        .unwrap()
+        .contains("not sent by one of the portal's pages"));
     let bare = plain.post(&url).form(&form).send().await.unwrap();
     assert_eq!(bare.status(), StatusCode::FORBIDDEN);
     let same = plain

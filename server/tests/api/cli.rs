@@ -394,3 +394,91 @@ fn site_check_loads_keys_and_known_hosts_and_names_problems() {
         stdout(&out)
     );
 }
+
+/// Without a terminal (a journal, a CI log), the first admin's password is not
+/// printed: it is in a file only this user can read, whose path is printed.
+#[sqlx::test(migrations = "../migrations")]
+async fn without_a_terminal_the_first_password_goes_to_a_private_file(pool: PgPool) {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let db = database_url(&pool).await;
+    let dir = temp_dir("first-admin");
+    let data = dir.join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recovery-portal"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db)
+        .env("RUST_LOG", "warn")
+        .env("PORTAL_DATA_DIR", &data)
+        .env("PORTAL_AUDIT_KEY_FILE", data.join("audit-checkpoint.key"))
+        .env("PORTAL_ALLOW_OWNER_ROLE", "true")
+        .env("PORTAL_SITES_FILE", dir.join("no-sites.toml"))
+        .env("PORTAL_BACKUP_STORE", dir.join("store"))
+        .env(
+            "PORTAL_RUNBOOKS_DIR",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Up to the line that says it serves (the box comes before it).
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut tx = Some(tx);
+        // Read to the end, so the portal never writes into a closed pipe.
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            lines.push(line);
+            if lines.last().is_some_and(|l| l.contains("listening on")) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(lines.join("\n"));
+                }
+            }
+        }
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+        .await
+        .expect("the portal started")
+        .expect("the portal printed that it serves");
+    let file = printed
+        .lines()
+        .find_map(|l| l.split("Password file: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no password file in:\n{printed}"));
+    assert_eq!(
+        std::path::Path::new(file),
+        data.canonicalize().unwrap().join("initial-admin-password")
+    );
+    let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let password = std::fs::read_to_string(file).unwrap().trim().to_string();
+    assert!(password.len() >= 12);
+    assert!(!printed.contains(&password), "{printed}");
+    assert!(!printed.contains("Password: "), "{printed}");
+
+    // It is the admin's password.
+    let base = printed
+        .lines()
+        .find_map(|l| l.split("URL:").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{base}api/auth/sign_in"))
+        .header("origin", base.trim_end_matches('/'))
+        .form(&[("username", "admin"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "{}",
+        r.text().await.unwrap()
+    );
+}

@@ -37,7 +37,8 @@ pub async fn portal_with_lab_and(pool: PgPool, extra: &[(&str, &str)]) -> LabPor
     let sites = site::parse("lab", &lab.sites_toml("lab"), &lab_dir).unwrap();
     let executor = SiteExecutor::new(sites, store.clone())
         .unwrap()
-        .with_lab(lab.faults());
+        .with_lab(lab.faults())
+        .with_secrets_dir(lab_dir.clone());
     let app = spawn_app_on(pool, extra, Arc::new(executor)).await;
     LabPortal {
         app,

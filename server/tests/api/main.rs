@@ -17,6 +17,7 @@ mod openstack;
 mod pages;
 mod rehearsal;
 mod roles;
+mod run_owner;
 mod run_report;
 mod runbooks;
 mod runs;

@@ -11,6 +11,7 @@ use app::model::approval::ApprovalView;
 use app::model::notification::{ChannelKind, DeliveryState, DeliveryView, NotificationsOverview};
 use app::model::run::StepState;
 use app::model::Role;
+use app::ssr::notify::validate::redacted_url;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as Status};
 use axum::routing::post;
@@ -28,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const SECRET: &str = "a webhook secret for the tests";
+/// The receivers run on this machine, which webhooks reach only when allowed.
+const LOCAL: (&str, &str) = ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1");
 const CRONTAB: &str = "/var/spool/cron/root";
 const INSTALL: &str = "crontab /var/tmp/crontab_pcrfclient01_2026-11-26.txt";
 
@@ -146,6 +149,44 @@ async fn dead_url() -> String {
     url
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A server on 127.0.0.1 that records every request (any method, any path)
+/// and answers each with `status`, `headers` and `body`.
+async fn answering(
+    status: Status,
+    headers: &'static [(&'static str, String)],
+    body: &'static str,
+) -> (String, Arc<Mutex<Vec<String>>>, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(uri.to_string());
+            let mut answer = axum::response::Response::builder().status(status);
+            for (k, v) in headers {
+                answer = answer.header(*k, v.as_str());
+            }
+            answer.body(axum::body::Body::from(body)).unwrap()
+        }
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (base, got, stop)
+}
+
 /// Whether `header` is `sha256=` and the HMAC-SHA256 of `body` under `secret`,
 /// computed here as a receiver would, not with the portal's code.
 fn signed(secret: &str, body: &[u8], header: &str) -> bool {
@@ -243,7 +284,7 @@ async fn cron_request(p: &LabPortal, operator: &Browser, why: &str) -> (i64, App
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
-    let p = portal_with_lab(pool).await;
+    let p = portal_with_lab_and(pool, &[LOCAL]).await;
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let hook = receiver(0, Duration::ZERO).await;
@@ -257,7 +298,9 @@ async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
     let o: NotificationsOverview = serde_json::from_str(&text).unwrap();
     assert_eq!(o.channels.len(), 1);
     assert_eq!(o.channels[0].kind, ChannelKind::Webhook);
-    assert_eq!(o.channels[0].target, hook.url);
+    // Shown without its path, which may hold a token.
+    assert_eq!(o.channels[0].target, redacted_url(&hook.url));
+    assert!(o.channels[0].target.ends_with("/…/…hook"));
     assert_eq!(o.channels[0].secret_hint.as_deref(), Some("…ests"));
     assert!(o.deliveries.is_empty());
 
@@ -313,7 +356,7 @@ async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
         o.deliveries.first().map(|d| d.state) == Some(DeliveryState::Delivered)
     })
     .await;
-    let d = delivery_to(&o, &hook.url);
+    let d = delivery_to(&o, &redacted_url(&hook.url));
     assert_eq!(d.attempts, 1);
     assert_eq!((d.approval_id, d.run_id), (a.id, run));
     assert_eq!(d.event_id, body["event_id"]);
@@ -325,7 +368,13 @@ async fn a_webhook_receives_the_request_signed_with_every_fact(pool: PgPool) {
     // The channel's addition is audited, without its secret.
     let added = audited(&p.app, "notification.channel_added").await;
     assert_eq!(added.len(), 1);
-    assert_eq!(added[0]["target"], hook.url.as_str());
+    // Of the URL, only scheme, host, port and its SHA-256.
+    let url = url::Url::parse(&hook.url).unwrap();
+    assert!(added[0].get("target").is_none(), "{}", added[0]);
+    assert_eq!(added[0]["scheme"], "http");
+    assert_eq!(added[0]["host"], "127.0.0.1");
+    assert_eq!(added[0]["port"], url.port().unwrap());
+    assert_eq!(added[0]["url_sha256"], sha256_hex(hook.url.as_bytes()));
     assert!(!added[0].to_string().contains(SECRET));
 }
 
@@ -339,6 +388,7 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
             ("PORTAL_NOTIFY_ATTEMPTS", "3"),
             ("PORTAL_NOTIFY_RETRY_BASE_MS", "300"),
             ("PORTAL_NOTIFY_TIMEOUT_SECONDS", "1"),
+            LOCAL,
         ],
     )
     .await;
@@ -393,14 +443,14 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
         o.failed == 2 && o.pending == 0
     })
     .await;
-    let d = delivery_to(&o, &flaky.url);
+    let d = delivery_to(&o, &redacted_url(&flaky.url));
     assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 3));
     assert!(d.last_error.is_none());
-    let d = delivery_to(&o, &dead);
+    let d = delivery_to(&o, &redacted_url(&dead));
     assert_eq!((d.state, d.attempts), (DeliveryState::Failed, 3));
     let error = d.last_error.as_deref().unwrap_or_default();
     assert!(error.contains("cannot connect"), "{error}");
-    let d = delivery_to(&o, &slow.url);
+    let d = delivery_to(&o, &redacted_url(&slow.url));
     assert_eq!((d.state, d.attempts), (DeliveryState::Failed, 3));
     let error = d.last_error.as_deref().unwrap_or_default();
     assert!(error.contains("timed out"), "{error}");
@@ -448,7 +498,7 @@ async fn failing_receivers_are_retried_on_the_schedule_and_end_failed_for_admins
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_request_that_is_rolled_back_queues_nothing(pool: PgPool) {
-    let p = portal_with_lab(pool).await;
+    let p = portal_with_lab_and(pool, &[LOCAL]).await;
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let hook = receiver(0, Duration::ZERO).await;
@@ -526,7 +576,11 @@ async fn a_request_that_is_rolled_back_queues_nothing(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn pending_deliveries_survive_a_restart_and_are_sent_once(pool: PgPool) {
     // The first attempt fails; the next is due in an hour.
-    let p = portal_with_lab_and(pool.clone(), &[("PORTAL_NOTIFY_RETRY_BASE_MS", "3600000")]).await;
+    let p = portal_with_lab_and(
+        pool.clone(),
+        &[("PORTAL_NOTIFY_RETRY_BASE_MS", "3600000"), LOCAL],
+    )
+    .await;
     let ada = p.app.signed_in("ada", Role::Admin).await;
     let olga = p.app.signed_in("olga", Role::Operator).await;
     let hook = receiver(1, Duration::ZERO).await;
@@ -560,8 +614,8 @@ async fn pending_deliveries_survive_a_restart_and_are_sent_once(pool: PgPool) {
         .unwrap();
 
     // Two portals start on the database: one of them sends it, once.
-    let one = spawn_app(pool.clone()).await;
-    let two = spawn_app(pool.clone()).await;
+    let one = spawn_app_with(pool.clone(), &[LOCAL]).await;
+    let two = spawn_app_with(pool.clone(), &[LOCAL]).await;
     let got = hook.until(2).await;
     assert_eq!(got[1].json()["approval_id"], a.id);
     assert_eq!(got[1].header("x-portal-delivery-attempt"), "2");
@@ -708,6 +762,188 @@ async fn admins_manage_channels_with_field_errors_and_an_audit_trail(pool: PgPoo
         .iter()
         .filter(|(_, action)| action.starts_with("notification."))
         .all(|(actor, _)| actor == "ada"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn webhooks_reach_neither_this_machine_nor_the_metadata_service_unless_allowed(pool: PgPool) {
+    let p = portal_with_lab_and(pool, &[("PORTAL_NOTIFY_ATTEMPTS", "1")]).await;
+    let ada = p.app.signed_in("ada", Role::Admin).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let hook = receiver(0, Duration::ZERO).await;
+
+    // Refused when added, at the URL field, without the allow-list.
+    for (url, says) in [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        (hook.url.as_str(), "loopback"),
+        ("http://[::1]:8080/hook", "loopback"),
+        ("http://localhost:8080/hook", "is this machine"),
+        (
+            "ftp://example.net/hook",
+            "must start with https:// or http://",
+        ),
+        ("file:///etc/passwd", "must start with https:// or http://"),
+    ] {
+        let (status, body) = error_text(add_webhook(&ada, "lab", url, SECRET).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        let fields = body["Fields"].as_array().unwrap();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f[0] == "url" && f[1].as_str().unwrap().contains(says)),
+            "{url}: {body}"
+        );
+    }
+    assert!(overview(&ada).await.channels.is_empty());
+
+    // A channel that got into the database another way (added while an older
+    // allow-list admitted it) is checked again before sending: nothing is sent.
+    sqlx::query(
+        "INSERT INTO notification_channels (site, kind, target, secret, added_by) VALUES ('lab', 'webhook', $1, $2, 'ada')",
+    )
+    .bind(&hook.url)
+    .bind(SECRET)
+    .execute(&p.app.pool)
+    .await
+    .unwrap();
+    cron_request(&p, &olga, "crontab lost").await;
+    let o = overview_until(&ada, "refused", |o| o.failed == 1).await;
+    let d = delivery_to(&o, &redacted_url(&hook.url));
+    assert_eq!(d.state, DeliveryState::Failed);
+    let error = d.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("not sent") && error.contains("loopback"),
+        "{error}"
+    );
+    assert!(hook.got().is_empty(), "nothing reached the receiver");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_listed_name_that_resolves_to_this_machine_is_not_reached(pool: PgPool) {
+    // `localhost` is on the list, its addresses are not: as if an allowed name
+    // were re-pointed at 127.0.0.1 (DNS rebinding).
+    let p = portal_with_lab_and(
+        pool,
+        &[
+            ("PORTAL_NOTIFY_ATTEMPTS", "1"),
+            ("PORTAL_WEBHOOK_ALLOWED_HOSTS", "localhost"),
+        ],
+    )
+    .await;
+    let ada = p.app.signed_in("ada", Role::Admin).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    let hook = receiver(0, Duration::ZERO).await;
+    let by_name = hook.url.replace("127.0.0.1", "localhost");
+    // The literal address is not on the list.
+    let (status, body) = error_text(add_webhook(&ada, "lab", &hook.url, SECRET).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("loopback"), "{body}");
+    let r = add_webhook(&ada, "lab", &by_name, SECRET).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    cron_request(&p, &olga, "crontab lost").await;
+    let o = overview_until(&ada, "failed", |o| o.failed == 1).await;
+    let error = o.deliveries[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("resolves only to addresses webhooks may not reach"),
+        "{error}"
+    );
+    assert!(hook.got().is_empty(), "nothing reached the receiver");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn redirects_are_not_followed_and_answers_are_not_echoed(pool: PgPool) {
+    let p = portal_with_lab_and(pool, &[("PORTAL_NOTIFY_ATTEMPTS", "1"), LOCAL]).await;
+    let ada = p.app.signed_in("ada", Role::Admin).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    // The second server is where the first one redirects.
+    let target = receiver(0, Duration::ZERO).await;
+    let location: &'static [(&'static str, String)] =
+        Box::leak(Box::new([("location", target.url.clone())]));
+    let (redirecting, redirected, _stop1) = answering(Status::FOUND, location, "").await;
+    let (chatty, asked, _stop2) = answering(
+        Status::UNAUTHORIZED,
+        &[],
+        "internal admin console v1.2 - login required",
+    )
+    .await;
+    for url in [format!("{redirecting}/hook"), format!("{chatty}/hook")] {
+        let r = add_webhook(&ada, "lab", &url, SECRET).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+    cron_request(&p, &olga, "crontab lost").await;
+    let o = overview_until(&ada, "both failed", |o| o.failed == 2).await;
+    assert_eq!(redirected.lock().unwrap().len(), 1);
+    assert_eq!(asked.lock().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(target.got().is_empty(), "the redirect was not followed");
+    let error = delivery_to(&o, &redacted_url(&format!("{redirecting}/hook")))
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.contains("HTTP 302") && error.contains("not followed"),
+        "{error}"
+    );
+    let error = delivery_to(&o, &redacted_url(&format!("{chatty}/hook")))
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(error, "the receiver answered HTTP 401 Unauthorized");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_token_in_a_webhook_url_never_reaches_the_audit_trail(pool: PgPool) {
+    let p = portal_with_lab_and(pool, &[("PORTAL_NOTIFY_ATTEMPTS", "1"), LOCAL]).await;
+    let ada = p.app.signed_in("ada", Role::Admin).await;
+    let olga = p.app.signed_in("olga", Role::Operator).await;
+    // No such path: the receiver answers 404, so the delivery fails (audited).
+    let hook = receiver(0, Duration::ZERO).await;
+    let url = format!("{}/TOPSECRET/x?token=TOPSECRET", hook.url);
+    let r = add_webhook(&ada, "lab", &url, SECRET).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let id: i64 = r.json().await.unwrap();
+    // Added twice: the refusal does not echo it either.
+    let (_, body) = error_text(add_webhook(&ada, "lab", &url, SECRET).await).await;
+    assert!(body.to_string().contains("already notified"), "{body}");
+    assert!(!body.to_string().contains("TOPSECRET"), "{body}");
+    cron_request(&p, &olga, "crontab lost").await;
+    overview_until(&ada, "failed", |o| o.failed == 1).await;
+    let r = ada
+        .call("/api/notifications/remove", &[("id", &id.to_string())])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, details FROM audit_events WHERE action LIKE 'notification.%' ORDER BY id",
+    )
+    .fetch_all(&p.app.pool)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = events.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "notification.channel_added",
+            "notification.delivery_failed",
+            "notification.channel_removed"
+        ]
+    );
+    for (_, details) in &events {
+        assert_eq!(
+            details["url_sha256"],
+            sha256_hex(url.as_bytes()),
+            "{details}"
+        );
+        assert_eq!(details["host"], "127.0.0.1");
+    }
+    let leaked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events e WHERE e::text LIKE '%TOPSECRET%'")
+            .fetch_one(&p.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(leaked, 0);
+    // Nor does the admin's page show it.
+    let html = ada.get("/sites").await.text().await.unwrap();
+    assert!(!html.contains("TOPSECRET"));
 }
 
 // ---------------------------------------------------------------- e-mail

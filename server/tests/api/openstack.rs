@@ -464,3 +464,127 @@ async fn image_lists_follow_pages_and_a_corrupted_download_is_refused() {
     assert!(!store.join("lab/qns04.qcow2.portal-part").exists());
     lab.shutdown().await;
 }
+
+/// What a test server heard: each request's path and its `X-Auth-Token`.
+type Heard = std::sync::Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A server on 127.0.0.1 that records every request and answers with `answer`
+/// (given the path and this server's base URL).
+async fn recording(
+    answer: fn(&str, &str) -> axum::response::Response,
+) -> (String, Heard, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let heard: Heard = Default::default();
+    let (log, me) = (heard.clone(), base.clone());
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (log, me) = (log.clone(), me.clone());
+        async move {
+            let path = req.uri().path().to_string();
+            let token = req
+                .headers()
+                .get("x-auth-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            log.lock().unwrap().push((path.clone(), token));
+            answer(&path, &me)
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (base, heard, stop)
+}
+
+fn redirect(to: &str) -> axum::response::Response {
+    axum::response::Response::builder()
+        .status(302)
+        .header("location", to)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_token_never_follows_a_redirect_to_another_origin() {
+    use axum::response::IntoResponse;
+    // Where a compute endpoint redirects; it must hear nothing.
+    let (elsewhere, elsewhere_heard, _s1) =
+        recording(|_, _| axum::Json(serde_json::json!({"servers": []})).into_response()).await;
+    static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ELSEWHERE.set(elsewhere.clone()).unwrap();
+    // The compute endpoint: /v2.1/servers moves within itself, /v2.1/moved to
+    // the other server.
+    let (compute, compute_heard, _s2) = recording(|path, me| match path {
+        "/v2.1/servers" => redirect(&format!("{me}/v2.1/servers/detail")),
+        "/v2.1/servers/detail" => {
+            axum::Json(serde_json::json!({"servers": [{"id": "x"}]})).into_response()
+        }
+        _ => redirect(&format!("{}/v2.1/servers", ELSEWHERE.get().unwrap())),
+    })
+    .await;
+    static COMPUTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COMPUTE.set(compute.clone()).unwrap();
+    let (keystone, _, _s3) = recording(|_, _| {
+        let body = serde_json::json!({"token": {
+            "expires_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+            "project": {"id": "p1", "name": "core"},
+            "catalog": [{"type": "compute", "name": "nova", "endpoints": [
+                {"interface": "public", "region_id": "r1", "url": format!("{}/v2.1", COMPUTE.get().unwrap())}
+            ]}]
+        }});
+        let mut r = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
+        r.headers_mut()
+            .insert("x-subject-token", "the-secret-token".parse().unwrap());
+        r
+    })
+    .await;
+    let cloud = cloud::Cloud {
+        origin: "test".into(),
+        auth_url: format!("{keystone}/v3").parse().unwrap(),
+        credentials: cloud::Credentials::Password {
+            username: "u".into(),
+            password: cloud::Secret::new("p"),
+            user_domain: "Default".into(),
+            project_name: "core".into(),
+            project_domain: "Default".into(),
+        },
+        interface: "public".into(),
+        region: None,
+        cacert: None,
+    };
+    let s = Session::new(cloud, Duration::from_secs(10)).unwrap();
+
+    // Within the endpoint's origin a redirect is followed, token and all.
+    let r = s
+        .send(&["compute"], reqwest::Method::GET, "servers", |r| r)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        compute_heard.lock().unwrap().clone(),
+        [
+            ("/v2.1/servers".into(), Some("the-secret-token".into())),
+            (
+                "/v2.1/servers/detail".into(),
+                Some("the-secret-token".into())
+            )
+        ]
+    );
+    // To another origin it is not: an error that says why, and the other
+    // server never hears the token (nor anything else).
+    let e = s
+        .send(&["compute"], reqwest::Method::GET, "moved", |r| r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("302") && e.contains(&elsewhere) && e.contains("does not follow"),
+        "{e}"
+    );
+    assert!(elsewhere_heard.lock().unwrap().is_empty());
+}

@@ -172,6 +172,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[("run", "1"), ("reason", "drill over")],
     ),
+    (
+        "/api/runs/take_over",
+        Admits::Roles(&[Role::Operator, Role::Supervisor]),
+        &[("run", "1"), ("reason", "olga went off shift")],
+    ),
     ("/api/sites/overview", Admits::Roles(&[Role::Admin]), &[]),
     (
         "/api/sites/import_known_hosts",

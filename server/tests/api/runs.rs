@@ -43,6 +43,7 @@ fn running<'a>(host: &'a str, action: &'a str) -> TransitionInput<'a> {
         reason: None,
         outcome: None,
         approval_id: None,
+        owner: None,
     }
 }
 

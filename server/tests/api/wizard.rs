@@ -483,6 +483,59 @@ async fn an_admin_defines_a_site_in_the_portal_and_runs_use_it(pool: PgPool) {
     assert!(body.to_string().contains("missing field"), "{body}");
 
     let definition = p.lab.sites_toml("drill");
+    // Its files must be in the directory for site secrets (here the lab's):
+    // another site's key, or any file the portal can read, is refused, in
+    // words that do not say whether the file exists.
+    let pointing = |field: &str, path: &str| {
+        let mut t: toml::Table = definition.parse().unwrap();
+        let site = t["sites"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap();
+        site.insert(field.into(), toml::Value::String(path.into()));
+        toml::to_string(&t).unwrap()
+    };
+    let lab_key = {
+        let t: toml::Table = definition.parse().unwrap();
+        t["sites"][0]["key"].as_str().unwrap().to_string()
+    };
+    let escape = format!(
+        "{}/../../../../etc/passwd",
+        std::path::Path::new(&lab_key).parent().unwrap().display()
+    );
+    for (field, path) in [
+        ("key", "/etc/passwd"),
+        ("key", "/no/such/key"),
+        ("key", escape.as_str()),
+        ("known_hosts", "/etc/ssh/ssh_known_hosts"),
+        ("clouds_file", "/root/.config/openstack/clouds.yaml"),
+    ] {
+        let (status, body) = error_text(
+            admin
+                .call(
+                    "/api/sites/define",
+                    &[("definition", &pointing(field, path))],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {path}: {body}");
+        let text = body.to_string();
+        assert!(
+            text.contains(&format!(
+                "{field} \\\"{path}\\\" must be inside the directory for site secrets"
+            )),
+            "{field} {path}: {text}"
+        );
+        for telling in ["No such file", "not found", "cannot read", "denied"] {
+            assert!(!text.contains(telling), "{field} {path}: {text}");
+        }
+    }
+    assert!(!p
+        .app
+        .audit_actions()
+        .await
+        .iter()
+        .any(|(_, a)| a == "site.defined"));
     let r = admin
         .call("/api/sites/define", &[("definition", &definition)])
         .await;
@@ -527,7 +580,17 @@ async fn an_admin_defines_a_site_in_the_portal_and_runs_use_it(pool: PgPool) {
         .map(|(_, a)| a)
         .collect();
     assert!(actions.contains(&"site.defined".to_string()), "{actions:?}");
-    let executor = SiteExecutor::new(Vec::new(), p.store.clone()).unwrap();
+    // Only where its files are allowed: a portal whose directory for site
+    // secrets is elsewhere skips it.
+    let elsewhere = SiteExecutor::new(Vec::new(), p.store.clone()).unwrap();
+    let added = app::ssr::sites::apply_stored_sites(&p.app.pool, &elsewhere)
+        .await
+        .unwrap();
+    assert_eq!(added, 0);
+    let lab_dir = std::path::Path::new(&lab_key).parent().unwrap();
+    let executor = SiteExecutor::new(Vec::new(), p.store.clone())
+        .unwrap()
+        .with_secrets_dir(lab_dir.to_path_buf());
     let added = app::ssr::sites::apply_stored_sites(&p.app.pool, &executor)
         .await
         .unwrap();

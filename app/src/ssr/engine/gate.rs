@@ -4,7 +4,7 @@
 //! actions) and the expiry of unused approvals. The rules and their records are
 //! in [`crate::ssr::approvals`]; this adds rendering and live updates.
 
-use super::{conflict, render_now, Engine, StepContext};
+use super::{conflict, owned_by, render_now, Engine, StepContext};
 use crate::error::AppError;
 use crate::model::approval::{
     action_fingerprint, ApprovalDetail, ApprovalView, ApprovalsOverview, Decider, Decision,
@@ -193,12 +193,14 @@ impl Engine {
     pub async fn change_parameter(
         &self,
         run_id: i64,
+        user_id: i64,
         name: &str,
         value: &str,
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
         let mut record = runs::load(&self.pool, run_id).await?;
+        owned_by(&record, user_id)?;
         if record.summary.state != RunState::Active {
             return Err(conflict(format!(
                 "Run {run_id} has finished; its parameters cannot change."
@@ -255,16 +257,17 @@ impl Engine {
                 .await?;
         }
         let updated = sqlx::query(
-            "UPDATE runs SET parameters = jsonb_set(parameters, ARRAY[$2], to_jsonb($3::text)) WHERE id = $1 AND state = 'active'",
+            "UPDATE runs SET parameters = jsonb_set(parameters, ARRAY[$2], to_jsonb($3::text)) WHERE id = $1 AND state = 'active' AND owner = $4",
         )
         .bind(run_id)
         .bind(name)
         .bind(&value)
+        .bind(user_id)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
             return Err(conflict(format!(
-                "Run {run_id} has finished; its parameters cannot change."
+                "Run {run_id} has finished or was taken over meanwhile; its parameters did not change."
             )));
         }
         audit::append(
@@ -274,6 +277,91 @@ impl Engine {
                 AuditAction::RunParameterChanged,
                 format!("run:{run_id}"),
                 json!({ "parameter": name, "from": old, "to": value, "reason": reason }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        self.published(run_id);
+        Ok(())
+    }
+
+    /// `user_id` takes active run `run_id` over from its owner, with a reason:
+    /// from now on only they may act on it (the previous owner takes it back the
+    /// same way). An open request for approval (pending, or approved and unused)
+    /// was the previous owner's and is voided in the same transaction, so the new
+    /// owner asks anew under their own name.
+    pub async fn take_over(
+        &self,
+        run_id: i64,
+        user_id: i64,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
+        let record = runs::load(&self.pool, run_id).await?;
+        if record.summary.state != RunState::Active {
+            return Err(conflict(format!(
+                "Run {run_id} has finished; there is nothing to take over."
+            )));
+        }
+        if record.owner_id == user_id {
+            return Err(conflict(format!("Run {run_id} is yours already.")));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ServiceError::invalid(
+                "Reason",
+                format!(
+                    "is required to take over run {run_id} from {}",
+                    record.summary.owner
+                ),
+            ));
+        }
+        let from = record.summary.owner.clone();
+        let mut tx = self.pool.begin().await?;
+        // Requests first, then the run: the order every other path locks in.
+        let open: Vec<(i64, i32)> = sqlx::query_as(
+            "SELECT id, position FROM approval_requests WHERE run_id = $1 AND state IN ('pending', 'approved') ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let why = format!("run {run_id} was taken over from {from}");
+        let mut voided = Vec::new();
+        for (id, position) in open {
+            if approvals::void_if_changed(&mut tx, run_id, position, None, actor, &why).await? {
+                voided.push(id);
+            }
+        }
+        let owner: Option<(i64, String)> =
+            sqlx::query_as("SELECT owner, state FROM runs WHERE id = $1 FOR UPDATE")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match owner {
+            Some((owner, state)) if state == "active" && owner == record.owner_id => {}
+            Some((_, state)) if state != "active" => {
+                return Err(conflict(format!(
+                    "Run {run_id} has finished; there is nothing to take over."
+                )))
+            }
+            _ => {
+                return Err(conflict(format!(
+                    "Run {run_id} changed hands meanwhile; look at it again."
+                )))
+            }
+        }
+        sqlx::query("UPDATE runs SET owner = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewEvent::new(
+                actor,
+                AuditAction::RunTakenOver,
+                format!("run:{run_id}"),
+                json!({ "from": from, "to": actor.as_column(), "reason": reason, "voided_approvals": voided }),
             ),
         )
         .await?;

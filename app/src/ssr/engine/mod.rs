@@ -113,6 +113,21 @@ fn render_now(
     })
 }
 
+/// Refuses anyone but the run's owner: a run has one operator at a time, and
+/// another takes it over first (with a reason, audited) instead of acting
+/// beside them.
+fn owned_by(record: &RunRecord, user_id: i64) -> Result<(), ServiceError> {
+    if record.owner_id == user_id {
+        Ok(())
+    } else {
+        Err(AppError::NotRunOwner {
+            run: record.summary.id,
+            owner: record.summary.owner.clone(),
+        }
+        .into())
+    }
+}
+
 fn conflict(message: impl Into<String>) -> ServiceError {
     AppError::Conflict(message.into()).into()
 }
@@ -313,6 +328,11 @@ impl Engine {
                 }
             )));
         }
+        // A withdrawal only ends a request; the gate's own rule (its requester or a
+        // supervisor) decides it. Everything else changes the run: its owner only.
+        if !matches!(command, StepCommand::Withdraw { .. }) {
+            owned_by(&record, user_id)?;
+        }
         let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
         let in_order = || -> Result<(), ServiceError> {
             match current_step(&states) {
@@ -352,6 +372,7 @@ impl Engine {
                     actor,
                     TransitionInput {
                         reason: Some(reason),
+                        owner: Some(user_id),
                         ..Default::default()
                     },
                 )
@@ -423,6 +444,7 @@ impl Engine {
                     actor,
                     TransitionInput {
                         action: Some("kind=manual"),
+                        owner: Some(user_id),
                         ..Default::default()
                     },
                 )
@@ -441,6 +463,8 @@ impl Engine {
                     position,
                     StepEvent::Passed,
                     actor,
+                    // Begun as the owner's: finished even if a takeover came
+                    // between, so the step is never left running.
                     TransitionInput {
                         outcome: Some(&outcome),
                         ..Default::default()
@@ -488,6 +512,7 @@ impl Engine {
                         TransitionInput {
                             host: host.as_deref(),
                             action: Some(&canonical),
+                            owner: Some(user_id),
                             ..Default::default()
                         },
                     )
@@ -551,16 +576,18 @@ impl Engine {
     pub async fn cancel_run(
         self: &Arc<Self>,
         run_id: i64,
+        user_id: i64,
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let record = runs::load(&self.pool, run_id).await?;
+        owned_by(&record, user_id)?;
         if reason.trim().is_empty() {
             return Err(ServiceError::invalid(
                 "Reason",
                 "is required to cancel a run",
             ));
         }
-        let record = runs::load(&self.pool, run_id).await?;
         let states: Vec<StepState> = record.steps.iter().map(|s| s.state).collect();
         let position = current_step(&states)
             .ok_or_else(|| conflict(format!("Run {run_id} has no step left to cancel.")))?
@@ -581,6 +608,7 @@ impl Engine {
             actor,
             TransitionInput {
                 reason: Some(reason),
+                owner: Some(user_id),
                 ..Default::default()
             },
         )

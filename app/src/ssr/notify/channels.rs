@@ -19,16 +19,47 @@ pub enum NewChannel<'a> {
     Email { address: &'a str },
 }
 
-/// Adds a checked channel to `site` (which the caller checked exists); returns its id.
+/// Adds what the audit trail keeps of a channel's target to `details`: an
+/// e-mail address as it is; of a webhook URL, whose path or query may be the
+/// receiver's only credential, its scheme, host, port and SHA-256 (the trail
+/// cannot be edited, and supervisors and auditors read it).
+pub(crate) fn add_target(details: &mut serde_json::Value, kind: ChannelKind, target: &str) {
+    let Some(map) = details.as_object_mut() else {
+        return;
+    };
+    match kind {
+        ChannelKind::Webhook => {
+            if let serde_json::Value::Object(url) = validate::audited_url(target) {
+                map.extend(url);
+            }
+        }
+        ChannelKind::Email => {
+            map.insert("target".into(), json!(target));
+        }
+    }
+}
+
+/// A channel's target as admins see it: a webhook URL with its path redacted.
+pub(crate) fn shown_target(kind: &str, target: String) -> String {
+    if kind == ChannelKind::Webhook.as_str() {
+        validate::redacted_url(&target)
+    } else {
+        target
+    }
+}
+
+/// Adds a checked channel to `site` (which the caller checked exists); webhooks
+/// only to hosts `allowed` admits. Returns its id.
 pub async fn add(
     pool: &PgPool,
     site: &str,
     channel: NewChannel<'_>,
+    allowed: &validate::AllowedHosts,
     actor: &Actor,
 ) -> Result<i64, ServiceError> {
     let (kind, target, secret, field) = match channel {
         NewChannel::Webhook { url, secret } => {
-            let w = validate::webhook(url, secret).map_err(AppError::Fields)?;
+            let w = validate::webhook(url, secret, allowed).map_err(AppError::Fields)?;
             (ChannelKind::Webhook, w.url, Some(w.secret), "url")
         }
         NewChannel::Email { address } => {
@@ -56,7 +87,10 @@ pub async fn add(
         };
         return Err(AppError::Fields(vec![(
             field.into(),
-            format!("{label}: {target} is already notified for site {site}"),
+            format!(
+                "{label}: {} is already notified for site {site}",
+                shown_target(kind.as_str(), target.clone())
+            ),
         )])
         .into());
     };
@@ -67,7 +101,11 @@ pub async fn add(
             AuditAction::NotificationChannelAdded,
             format!("site:{site}/notification:{id}"),
             // The secret is not recorded, not even in part.
-            json!({ "channel": id, "site": site, "kind": kind.as_str(), "target": target, "signed": secret.is_some() }),
+            {
+                let mut details = json!({ "channel": id, "site": site, "kind": kind.as_str(), "signed": secret.is_some() });
+                add_target(&mut details, kind, &target);
+                details
+            },
         ),
     )
     .await?;
@@ -109,7 +147,13 @@ pub async fn remove(pool: &PgPool, id: i64, actor: &Actor) -> Result<String, Ser
             actor,
             AuditAction::NotificationChannelRemoved,
             format!("site:{site}/notification:{id}"),
-            json!({ "channel": id, "site": site, "kind": kind, "target": target, "cancelled_deliveries": cancelled }),
+            {
+                let mut details = json!({ "channel": id, "site": site, "kind": kind, "cancelled_deliveries": cancelled });
+                if let Some(kind) = ChannelKind::parse(&kind) {
+                    add_target(&mut details, kind, &target);
+                }
+                details
+            },
         ),
     )
     .await?;
@@ -136,7 +180,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<ChannelView>, ServiceEr
                 kind: ChannelKind::parse(&kind).ok_or_else(|| {
                     ServiceError::Internal(format!("notification_channels.kind {kind:?}"))
                 })?,
-                target: r.try_get("target")?,
+                target: shown_target(&kind, r.try_get("target")?),
                 secret_hint: secret.as_deref().map(validate::secret_hint),
                 added_by: r.try_get("added_by")?,
                 added_at: added_at.to_rfc3339_opts(SecondsFormat::Secs, true),

@@ -63,6 +63,8 @@ pub struct NotifySettings {
     pub retry: RetryPolicy,
     /// A receiver that has not answered in this long has failed the attempt.
     pub timeout: Duration,
+    /// Where webhooks may post (`webhook_allowed_hosts`).
+    pub allowed_hosts: validate::AllowedHosts,
 }
 
 impl std::fmt::Debug for NotifySettings {
@@ -75,6 +77,7 @@ impl std::fmt::Debug for NotifySettings {
             )
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -111,7 +114,8 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// A notifier with `settings`; a relay or sender lettre cannot use is refused.
     pub fn new(settings: NotifySettings) -> Result<Arc<Self>, ServiceError> {
-        let http = webhook::client(settings.timeout).map_err(ServiceError::Internal)?;
+        let http = webhook::client(settings.timeout, &settings.allowed_hosts)
+            .map_err(ServiceError::Internal)?;
         let mailer = match &settings.smtp {
             Some(s) => Some(
                 email::Mailer::new(&s.url, &s.from, settings.timeout)
@@ -135,6 +139,11 @@ impl Notifier {
     /// The relay e-mails go through, without its password.
     pub fn smtp_relay(&self) -> Option<String> {
         self.settings.smtp.as_ref().map(|s| redact_relay(&s.url))
+    }
+
+    /// Where webhooks may post.
+    pub fn allowed_hosts(&self) -> &validate::AllowedHosts {
+        &self.settings.allowed_hosts
     }
 
     pub fn retry(&self) -> RetryPolicy {
@@ -191,9 +200,10 @@ impl Notifier {
         let taken = claimed.len();
         let sends = claimed.into_iter().map(|c| async move {
             let outcome = self.send(&c).await;
+            let target = channels::shown_target(c.kind.as_str(), c.target.clone());
             match &outcome {
-                Attempt::Delivered => tracing::info!(delivery = c.id, attempt = c.attempt, kind = c.kind.as_str(), target = %c.target, "notification delivered"),
-                Attempt::Failed(e) | Attempt::Refused(e) => tracing::warn!(delivery = c.id, attempt = c.attempt, kind = c.kind.as_str(), target = %c.target, error = %e, "notification not delivered"),
+                Attempt::Delivered => tracing::info!(delivery = c.id, attempt = c.attempt, kind = c.kind.as_str(), %target, "notification delivered"),
+                Attempt::Failed(e) | Attempt::Refused(e) => tracing::warn!(delivery = c.id, attempt = c.attempt, kind = c.kind.as_str(), %target, error = %e, "notification not delivered"),
             }
             if let Err(e) = outbox::record(pool, &c, &outcome, &self.settings.retry).await {
                 // Left pending: taken again when its lease ends.
@@ -206,7 +216,15 @@ impl Notifier {
 
     async fn send(&self, c: &Claimed) -> Attempt {
         match c.kind {
-            ChannelKind::Webhook => webhook::send(&self.http, c, self.settings.timeout).await,
+            ChannelKind::Webhook => {
+                webhook::send(
+                    &self.http,
+                    c,
+                    self.settings.timeout,
+                    &self.settings.allowed_hosts,
+                )
+                .await
+            }
             ChannelKind::Email => match &self.mailer {
                 Some(m) => m.send(c).await,
                 None => Attempt::Failed(

@@ -121,7 +121,10 @@ impl std::fmt::Debug for Claimed {
             .field("id", &self.id)
             .field("attempt", &self.attempt)
             .field("kind", &self.kind)
-            .field("target", &self.target)
+            .field(
+                "target",
+                &super::channels::shown_target(self.kind.as_str(), self.target.clone()),
+            )
             .field("event_id", &self.event_id)
             .finish_non_exhaustive()
     }
@@ -234,10 +237,14 @@ pub async fn record(
                 &Actor::System,
                 AuditAction::NotificationFailed,
                 format!("approval:{}/notification:{}", c.approval_id, c.id),
-                json!({
-                    "delivery": c.id, "event_id": c.event_id, "approval": c.approval_id, "site": c.site,
-                    "kind": c.kind.as_str(), "target": c.target, "attempts": c.attempt, "error": error,
-                }),
+                {
+                    let mut details = json!({
+                        "delivery": c.id, "event_id": c.event_id, "approval": c.approval_id, "site": c.site,
+                        "kind": c.kind.as_str(), "attempts": c.attempt, "error": error,
+                    });
+                    super::channels::add_target(&mut details, c.kind, &c.target);
+                    details
+                },
             ),
         )
         .await?;
@@ -288,7 +295,7 @@ pub async fn recent(conn: &mut PgConnection) -> Result<Vec<DeliveryView>, Servic
                 kind: ChannelKind::parse(&kind).ok_or_else(|| {
                     ServiceError::Internal(format!("notification_channels.kind {kind:?}"))
                 })?,
-                target: r.try_get("target")?,
+                target: super::channels::shown_target(&kind, r.try_get("target")?),
                 state,
                 attempts: r.try_get("attempts")?,
                 last_error: r.try_get("last_error")?,

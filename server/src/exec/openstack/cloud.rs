@@ -99,6 +99,9 @@ struct RawCloud {
     interface: Option<String>,
     identity_api_version: Option<serde_yaml::Value>,
     cacert: Option<String>,
+    /// Allows an `http://` `auth_url` on a host other than loopback (the
+    /// password and every token then travel in clear).
+    insecure_http: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -136,6 +139,7 @@ impl RawCloud {
         self.interface = self.interface.or(s.interface);
         self.auth_type = self.auth_type.or(s.auth_type);
         self.cacert = self.cacert.or(s.cacert);
+        self.insecure_http = self.insecure_http.or(s.insecure_http);
         self
     }
 }
@@ -209,6 +213,7 @@ pub fn from_clouds_yaml(
             region: raw.region_name,
             interface: raw.interface,
             cacert: raw.cacert.map(|c| base.join(c)),
+            insecure_http: raw.insecure_http.unwrap_or(false),
         },
         &field,
     )
@@ -236,6 +241,7 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Cloud, CloudError> {
             region: get("OS_REGION_NAME"),
             interface: get("OS_INTERFACE").or_else(|| get("OS_ENDPOINT_TYPE")),
             cacert: get("OS_CACERT").map(PathBuf::from),
+            insecure_http: false,
         },
         &|name| {
             format!(
@@ -271,6 +277,7 @@ pub fn clouds_yaml_candidates(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
 }
 
 struct Fields {
+    insecure_http: bool,
     auth_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -304,6 +311,20 @@ fn check(
             value: auth_url.clone(),
             expected: "an http:// or https:// URL of Keystone v3".into(),
         })?;
+    let loopback = match auth_url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    if auth_url.scheme() == "http" && !loopback && !f.insecure_http {
+        return Err(CloudError::Invalid {
+            origin,
+            field: field("auth.auth_url"),
+            value: auth_url.to_string(),
+            expected: "an https:// URL: over http:// the password and every token travel in clear. Plain http is accepted on a loopback address, or when the cloud says `insecure_http: true`".into(),
+        });
+    }
     let application = match auth_type {
         Some("v3applicationcredential") => true,
         Some("password" | "v3password") | None => false,
@@ -399,6 +420,48 @@ clouds:
         assert_eq!(password.expose(), "lab-secret");
         // Never printed.
         assert!(!format!("{c:?}").contains("lab-secret"));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_the_cloud_says_so() {
+        let secure = Some((
+            "secure.yaml",
+            "clouds:\n  lab:\n    auth:\n      password: pw\n",
+        ));
+        let remote = CLOUDS.replace("127.0.0.1:5000", "keystone.example.net:5000");
+        let e = from_clouds_yaml("clouds.yaml", &remote, secure, "lab", Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("clouds.yaml cloud \"lab\": clouds.lab.auth.auth_url \"http://keystone.example.net:5000/identity/v3\" is not valid: an https:// URL"),
+            "{e}"
+        );
+        assert!(e.contains("insecure_http: true"), "{e}");
+        let allowed = remote.replace(
+            "    region_name: RegionOne\n",
+            "    region_name: RegionOne\n    insecure_http: true\n",
+        );
+        assert!(from_clouds_yaml("clouds.yaml", &allowed, secure, "lab", Path::new("/")).is_ok());
+        for local in ["http://localhost:5000/v3", "http://[::1]:5000/v3"] {
+            let text = CLOUDS.replace("http://127.0.0.1:5000/identity/v3", local);
+            assert!(
+                from_clouds_yaml("clouds.yaml", &text, secure, "lab", Path::new("/")).is_ok(),
+                "{local}"
+            );
+        }
+        let env: BTreeMap<String, String> = [
+            ("OS_AUTH_URL", "http://k.example.net/v3"),
+            ("OS_USERNAME", "u"),
+            ("OS_PASSWORD", "p"),
+            ("OS_PROJECT_NAME", "p"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(from_env(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("OS_AUTH_URL"));
     }
 
     #[test]

@@ -119,12 +119,57 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Redirects are followed within the origin the request went to (Heat answers
+/// a stack's name with one) and not elsewhere: every request carries the token in
+/// `X-Auth-Token`, which reqwest, unlike `Authorization`, would send on to
+/// wherever a redirect points (a storage backend, or anything an endpoint names).
+/// A redirect not followed is an error that says so ([`redirect_refused`]).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else if same {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+/// A redirect answer that was not followed because it leads to another origin.
+fn redirect_refused(service: &str, url: &Url, response: &Response) -> Option<OpenStackError> {
+    let status = response.status();
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let to = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| response.url().join(l).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "elsewhere".into());
+    Some(OpenStackError::Api {
+        service: service.into(),
+        status: status.as_u16(),
+        message: format!(
+            "a redirect from {} to {to}, which the portal does not follow: the request carries the cloud token, which must not go to another origin. Configure the service's endpoint (catalog or auth_url) as the final address",
+            url.origin().ascii_serialization()
+        ),
+    })
+}
+
 impl Session {
     /// A session with `cloud`; a request fails when the cloud sends nothing for
     /// `timeout` (a whole download may take much longer), and a connection
     /// attempt after at most 10 s.
     pub fn new(cloud: Cloud, timeout: Duration) -> Result<Self, OpenStackError> {
         let mut builder = reqwest::Client::builder()
+            .redirect(same_origin_redirects())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .read_timeout(timeout)
             .user_agent(concat!("recovery-portal/", env!("CARGO_PKG_VERSION")));
@@ -200,6 +245,9 @@ impl Session {
             .send()
             .await
             .map_err(|e| unreachable("Keystone", &url, &e))?;
+        if let Some(refused) = redirect_refused("Keystone", &url, &response) {
+            return Err(refused);
+        }
         let status = response.status();
         let token = response
             .headers()
@@ -301,6 +349,9 @@ impl Session {
                 .send()
                 .await
                 .map_err(|e| unreachable(service, &url, &e))?;
+            if let Some(refused) = redirect_refused(service, &url, &response) {
+                return Err(refused);
+            }
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !renew {
                 continue;
