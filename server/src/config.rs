@@ -47,6 +47,14 @@ pub struct Settings {
     pub notify_retry_base_ms: u64,
     /// Seconds a webhook receiver or the SMTP relay has to answer.
     pub notify_timeout_seconds: u64,
+    /// Audit exports that may run at once (each holds a database connection
+    /// while it reads a page).
+    pub max_concurrent_exports: usize,
+    /// Live event streams (server-sent events) one user may hold open at once.
+    pub max_live_streams_per_user: usize,
+    /// Output bytes of one step attempt that are stored; the rest is counted
+    /// and hashed only.
+    pub max_output_bytes_per_attempt: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +77,12 @@ impl fmt::Debug for Settings {
             .field("notify_attempts", &self.notify_attempts)
             .field("notify_retry_base_ms", &self.notify_retry_base_ms)
             .field("notify_timeout_seconds", &self.notify_timeout_seconds)
+            .field("max_concurrent_exports", &self.max_concurrent_exports)
+            .field("max_live_streams_per_user", &self.max_live_streams_per_user)
+            .field(
+                "max_output_bytes_per_attempt",
+                &self.max_output_bytes_per_attempt,
+            )
             .finish()
     }
 }
@@ -228,6 +242,18 @@ const KEYS: &[Key] = &[
     Key {
         name: "notify_timeout_seconds",
         expected: "a whole number of seconds from 1 to 120 (default 10)",
+    },
+    Key {
+        name: "max_concurrent_exports",
+        expected: "a whole number of exports from 1 to 64 (default 2)",
+    },
+    Key {
+        name: "max_live_streams_per_user",
+        expected: "a whole number of streams from 1 to 256 (default 8)",
+    },
+    Key {
+        name: "max_output_bytes_per_attempt",
+        expected: "a whole number of bytes from 1024 to 4294967296 (default 67108864: 64 MiB)",
     },
 ];
 
@@ -452,6 +478,14 @@ impl Settings {
         let notify_attempts = u32::try_from(int_in("notify_attempts", 6, 1..=20)?).unwrap_or(6);
         let notify_retry_base_ms = small(int_in("notify_retry_base_ms", 30_000, 10..=3_600_000)?);
         let notify_timeout_seconds = small(int_in("notify_timeout_seconds", 10, 1..=120)?);
+        let count = |v: i64| usize::try_from(v).unwrap_or(1);
+        let max_concurrent_exports = count(int_in("max_concurrent_exports", 2, 1..=64)?);
+        let max_live_streams_per_user = count(int_in("max_live_streams_per_user", 8, 1..=256)?);
+        let max_output_bytes_per_attempt = small(int_in(
+            "max_output_bytes_per_attempt",
+            64 * 1024 * 1024,
+            1024..=4 * 1024 * 1024 * 1024,
+        )?);
         Ok(Settings {
             listen,
             public_url,
@@ -470,6 +504,9 @@ impl Settings {
             notify_attempts,
             notify_retry_base_ms,
             notify_timeout_seconds,
+            max_concurrent_exports,
+            max_live_streams_per_user,
+            max_output_bytes_per_attempt,
         })
     }
 

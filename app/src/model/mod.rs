@@ -13,6 +13,7 @@ pub mod run_report;
 pub mod run_view;
 pub mod runbook;
 pub mod site;
+pub mod text;
 pub mod user;
 
 pub use role::{Permission, Role};

@@ -3,6 +3,7 @@
 //! they are read (the download starts at once and memory stays flat). Auditors,
 //! supervisors and admins only; each export is itself audited.
 
+use super::limits::Limits;
 use super::live::caller;
 use app::model::audit::AuditAction;
 use app::model::audit_query::AuditQuery;
@@ -10,11 +11,12 @@ use app::ssr::audit::{self, export, query, Actor, NewEvent};
 use app::ssr::authz::ReadAudit;
 use app::ssr::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The two formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,7 @@ pub fn lines(
 async fn respond(
     format: Format,
     state: AppState,
+    limits: Arc<Limits>,
     session: tower_sessions::Session,
     params: BTreeMap<String, String>,
 ) -> Response {
@@ -126,6 +129,11 @@ async fn respond(
         }
     };
     let filters = q.to_params();
+    // Held by the body until the download ends or the client goes away.
+    let permit = match limits.export() {
+        Ok(permit) => permit,
+        Err(answer) => return answer,
+    };
     // Who took what out of the portal is part of the record.
     if let Err(e) = audit::append_alone(
         &state.pool,
@@ -158,24 +166,31 @@ async fn respond(
             format!("attachment; filename=\"{name}\""),
         )
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from_stream(lines(format, filters, events)))
+        .body(Body::from_stream(lines(format, filters, events).map(
+            move |line| {
+                let _held = &permit;
+                line
+            },
+        )))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// `GET /api/audit/export.csv`
 pub async fn csv(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
     session: tower_sessions::Session,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Csv, state, session, params).await
+    respond(Format::Csv, state, limits, session, params).await
 }
 
 /// `GET /api/audit/export.jsonl`
 pub async fn jsonl(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
     session: tower_sessions::Session,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Jsonl, state, session, params).await
+    respond(Format::Jsonl, state, limits, session, params).await
 }

@@ -7,6 +7,7 @@ mod audit_export;
 mod audit_store;
 mod auth;
 mod cli;
+mod hardening;
 mod health;
 mod helpers;
 mod keystone;

@@ -69,8 +69,45 @@ impl Emit {
     }
 }
 
-/// Where a job reports.
-pub type OutputTx = mpsc::UnboundedSender<Emit>;
+/// How many reports may wait between a job and the engine storing them.
+pub const OUTPUT_QUEUE: usize = 64;
+
+/// Where a job reports. The queue is bounded: a job whose output comes faster
+/// than the engine stores it waits in [`OutputTx::output`] (back-pressure down
+/// to the SSH channel), so memory stays bounded whatever a host prints.
+#[derive(Clone, Debug)]
+pub struct OutputTx(mpsc::Sender<Emit>);
+
+impl OutputTx {
+    /// A queue and its receiving end.
+    pub fn channel() -> (Self, mpsc::Receiver<Emit>) {
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+        (Self(tx), rx)
+    }
+
+    /// Reports `emit`, waiting while the queue is full. False once the engine
+    /// no longer listens.
+    pub async fn output(&self, emit: Emit) -> bool {
+        self.0.send(emit).await.is_ok()
+    }
+
+    /// Reports `emit` without waiting, from code that cannot (the portal's own
+    /// occasional lines and progress readings). When the queue is full an
+    /// intermediate progress reading is dropped (the next one replaces it); a
+    /// line or a final reading is sent from a task of its own.
+    pub fn send(&self, emit: Emit) {
+        match self.0.try_send(emit) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(Emit::Progress(p))) if !p.finished => {}
+            Err(mpsc::error::TrySendError::Full(line)) => {
+                let tx = self.0.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(line).await;
+                });
+            }
+        }
+    }
+}
 
 /// Completes when the operator stops the step.
 #[derive(Clone, Debug)]

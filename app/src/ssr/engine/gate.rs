@@ -4,7 +4,7 @@
 //! actions) and the expiry of unused approvals. The rules and their records are
 //! in [`crate::ssr::approvals`]; this adds rendering and live updates.
 
-use super::{conflict, render_now, Engine, StepContext};
+use super::{checked_text, conflict, render_now, Engine, StepContext};
 use crate::error::AppError;
 use crate::model::approval::{
     action_fingerprint, ApprovalDetail, ApprovalView, ApprovalsOverview, Decider, Decision,
@@ -150,6 +150,11 @@ impl Engine {
         text: &str,
         break_glass_reason: Option<&str>,
     ) -> Result<(), ServiceError> {
+        let text = &checked_text("Comment", text)?;
+        let break_glass_reason = break_glass_reason
+            .map(|r| checked_text("Break-glass reason", r))
+            .transpose()?;
+        let break_glass_reason = break_glass_reason.as_deref();
         let result = approvals::decide(
             &self.pool,
             id,
@@ -197,6 +202,7 @@ impl Engine {
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let reason = &checked_text("Reason", reason)?;
         let mut record = runs::load(&self.pool, run_id).await?;
         if record.summary.state != RunState::Active {
             return Err(conflict(format!(
@@ -322,6 +328,7 @@ impl Engine {
         user_id: i64,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let reason = &checked_text("Reason", reason)?;
         if !self.sites().iter().any(|s| s.name == site) {
             return Err(ServiceError::invalid(
                 "Site",
