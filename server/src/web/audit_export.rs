@@ -132,7 +132,7 @@ async fn respond(
     // Held by the body until the download ends or the client goes away.
     let permit = match limits.export() {
         Ok(permit) => permit,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into_response(),
     };
     // Who took what out of the portal is part of the record.
     if let Err(e) = audit::append_alone(

@@ -53,7 +53,7 @@ impl Limits {
     }
 
     /// A permit to export, or the answer that the limit is reached.
-    pub fn export(&self) -> Result<ExportPermit, Response> {
+    pub fn export(&self) -> Result<ExportPermit, TooMany> {
         self.exports
             .clone()
             .try_acquire_owned()
@@ -73,7 +73,7 @@ impl Limits {
 
     /// A permit for one more live stream of `user`, or the answer that they
     /// have as many open as they may.
-    pub fn stream(&self, user: &str) -> Result<StreamPermit, Response> {
+    pub fn stream(&self, user: &str) -> Result<StreamPermit, TooMany> {
         let mut open = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(user.to_string()).or_default();
         if *n >= self.streams_per_user {
@@ -90,13 +90,23 @@ impl Limits {
     }
 }
 
-fn too_many(text: String) -> Response {
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(axum::http::header::RETRY_AFTER, "30")],
-        text,
-    )
-        .into_response()
+/// A refusal because a limit is reached: 429 with what to do.
+#[derive(Debug)]
+pub struct TooMany(String);
+
+impl IntoResponse for TooMany {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "30")],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+fn too_many(text: String) -> TooMany {
+    TooMany(text)
 }
 
 #[cfg(test)]
@@ -109,7 +119,7 @@ mod tests {
         let a1 = limits.stream("ann").unwrap();
         let _a2 = limits.stream("ann").unwrap();
         assert_eq!(
-            limits.stream("ann").unwrap_err().status(),
+            limits.stream("ann").unwrap_err().into_response().status(),
             StatusCode::TOO_MANY_REQUESTS
         );
         let _b = limits.stream("bob").unwrap();
@@ -123,7 +133,7 @@ mod tests {
         let e1 = limits.export().unwrap();
         let _e2 = limits.export().unwrap();
         assert_eq!(
-            limits.export().unwrap_err().status(),
+            limits.export().unwrap_err().into_response().status(),
             StatusCode::TOO_MANY_REQUESTS
         );
         drop(e1);

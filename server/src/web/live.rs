@@ -99,7 +99,7 @@ async fn open<C: Capability>(
     session: &tower_sessions::Session,
 ) -> Result<StreamPermit, Response> {
     let who = caller::<C>(state, session).await?;
-    limits.stream(&who)
+    limits.stream(&who).map_err(IntoResponse::into_response)
 }
 
 fn respond(

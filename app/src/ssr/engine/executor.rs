@@ -94,16 +94,19 @@ impl OutputTx {
     /// Reports `emit` without waiting, from code that cannot (the portal's own
     /// occasional lines and progress readings). When the queue is full an
     /// intermediate progress reading is dropped (the next one replaces it); a
-    /// line or a final reading is sent from a task of its own.
-    pub fn send(&self, emit: Emit) {
+    /// line or a final reading is sent from a task of its own. False once the
+    /// engine no longer listens.
+    pub fn send(&self, emit: Emit) -> bool {
         match self.0.try_send(emit) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(Emit::Progress(p))) if !p.finished => {}
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(Emit::Progress(p))) if !p.finished => true,
             Err(mpsc::error::TrySendError::Full(line)) => {
                 let tx = self.0.clone();
                 tokio::spawn(async move {
                     let _ = tx.send(line).await;
                 });
+                true
             }
         }
     }
