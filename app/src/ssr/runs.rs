@@ -708,3 +708,26 @@ fn merge_chunks(chunks: Vec<(i32, bool, Vec<u8>)>) -> Vec<OutputChunk> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+    use serde_json::json;
+
+    #[test]
+    fn nul_characters_are_replaced_wherever_they_are() {
+        let value = json!({
+            "captures": { "a\u{0}": "x\u{0}y" },
+            "error": "no\u{0}pe",
+            "list": ["\u{0}", 1, null],
+        });
+        assert_eq!(
+            storable(value),
+            json!({
+                "captures": { "a\u{FFFD}": "x\u{FFFD}y" },
+                "error": "no\u{FFFD}pe",
+                "list": ["\u{FFFD}", 1, null],
+            })
+        );
+    }
+}

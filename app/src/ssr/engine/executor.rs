@@ -165,3 +165,37 @@ pub trait Executor: Send + Sync + 'static {
     /// The run is over: its connections can be closed.
     fn end_run(&self, run_id: i64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn chunk() -> Emit {
+        Emit::Output {
+            stderr: false,
+            bytes: vec![b'x'; 32 * 1024],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_waits_while_the_queue_is_full() {
+        let (tx, mut rx) = OutputTx::channel();
+        for _ in 0..OUTPUT_QUEUE {
+            assert_eq!(tx.output(chunk()).now_or_never(), Some(true));
+        }
+        // Full: the next chunk waits until the engine has taken one.
+        let mut waiting = Box::pin(tx.output(chunk()));
+        assert!((&mut waiting).now_or_never().is_none());
+        assert!(rx.recv().await.is_some());
+        assert!(waiting.await);
+        // The portal's own lines never wait, and are not lost.
+        assert!(tx.send(Emit::line("a line of the portal's")));
+        drop(tx);
+        let mut received = 0;
+        while rx.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, OUTPUT_QUEUE + 1);
+    }
+}
