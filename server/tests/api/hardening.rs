@@ -527,6 +527,10 @@ async fn long_output_is_capped_counted_hashed_and_paged(pool: PgPool) {
         .await
         .unwrap();
     assert!(page.contains(&format!("output truncated after {CAP} bytes")));
+    assert!(
+        page.contains("bytes of earlier output are not shown"),
+        "the run page offers the earlier output"
+    );
 
     // The run view holds the last mebibyte only, and says what is before it.
     let shown: String = attempt.output.iter().map(|c| c.text.as_str()).collect();
