@@ -20,10 +20,19 @@ function initialAdminPassword(): string {
  * mismatch shows up here only, so every test ends by asserting there were none. */
 const pageErrors: string[] = [];
 
-function watchErrors(page: Page): string[] {
+async function watchErrors(page: Page): Promise<string[]> {
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && m.text().includes('panicked')) pageErrors.push(`${page.url()}: ${m.text()}`);
+    if (m.type() === 'error' && /panicked|Content Security Policy|CSP violation/.test(m.text())) {
+      pageErrors.push(`${page.url()}: ${m.text()}`);
+    }
+  });
+  // Anything the Content-Security-Policy blocks (an inline script without the
+  // response's nonce would stop hydration) is reported, not only logged.
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+    });
   });
   return pageErrors;
 }
@@ -61,7 +70,7 @@ async function signIn(page: Page, username: string, password: string) {
 async function newPage(browser: Browser, width = 1280, height = 900) {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
-  watchErrors(page);
+  await watchErrors(page);
   return page;
 }
 
@@ -145,6 +154,30 @@ test.describe.serial('Recovery Portal', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect(page).toHaveURL(/\/login$/);
     await page.goto('/');
+    await expect(page).toHaveURL(/\/login$/);
+  });
+
+  test('pages carry the security headers and a next path leaving the portal is not followed', async ({ browser }) => {
+    const page = await newPage(browser);
+    const response = await page.goto('/login?next=/%09/example.org');
+    const headers = response!.headers();
+    expect(headers['content-security-policy']).toMatch(/script-src 'self' 'nonce-[\w-]+' 'wasm-unsafe-eval'/);
+    expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(headers['x-frame-options']).toBe('DENY');
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    expect(headers['referrer-policy']).toBe('same-origin');
+    // The page hydrates under that policy (the toggle works only then).
+    await waitForHydration(page);
+    await page.getByLabel('Username').fill('olga');
+    await page.getByLabel('Password', { exact: true }).fill(OPERATOR_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // A tab in the path would make it //example.org; the portal's home instead.
+    await expect(page.getByTestId('home-role')).toHaveText('operator');
+    const portal = new URL(process.env.PORTAL_URL!);
+    expect(new URL(page.url()).host).toBe(portal.host);
+    expect(new URL(page.url()).pathname).toBe('/');
+    await gotoHydrated(page, '/');
+    await page.getByRole('button', { name: 'Sign out' }).click();
     await expect(page).toHaveURL(/\/login$/);
   });
 

@@ -18,10 +18,18 @@ function portal(args: string[], input?: string): string {
 }
 
 const pageErrors: string[] = [];
-function watchErrors(page: Page) {
+async function watchErrors(page: Page) {
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && m.text().includes('panicked')) pageErrors.push(`${page.url()}: ${m.text()}`);
+    if (m.type() === 'error' && /panicked|Content Security Policy|CSP violation/.test(m.text())) {
+      pageErrors.push(`${page.url()}: ${m.text()}`);
+    }
+  });
+  // What the Content-Security-Policy blocks is an error of the test.
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+    });
   });
 }
 test.afterEach(() => {
@@ -32,7 +40,7 @@ test.afterEach(() => {
 async function signedIn(browser: Browser, username: string): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  watchErrors(page);
+  await watchErrors(page);
   await page.goto('/login');
   await page.locator('body[data-hydrated]').waitFor();
   await page.getByLabel('Username').fill(username);

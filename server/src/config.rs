@@ -74,6 +74,14 @@ pub struct Settings {
     pub break_glass_minutes: i64,
     /// Hours a request for approval may wait for its decisions before it expires.
     pub approval_request_hours: i64,
+    /// Audit exports that may run at once (each holds a database connection
+    /// while it reads a page).
+    pub max_concurrent_exports: usize,
+    /// Live event streams (server-sent events) one user may hold open at once.
+    pub max_live_streams_per_user: usize,
+    /// Output bytes of one step attempt that are stored; the rest is counted
+    /// and hashed only.
+    pub max_output_bytes_per_attempt: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -106,6 +114,12 @@ impl fmt::Debug for Settings {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("break_glass_minutes", &self.break_glass_minutes)
             .field("approval_request_hours", &self.approval_request_hours)
+            .field("max_concurrent_exports", &self.max_concurrent_exports)
+            .field("max_live_streams_per_user", &self.max_live_streams_per_user)
+            .field(
+                "max_output_bytes_per_attempt",
+                &self.max_output_bytes_per_attempt,
+            )
             .finish()
     }
 }
@@ -305,6 +319,18 @@ const KEYS: &[Key] = &[
     Key {
         name: "approval_request_hours",
         expected: "a whole number of hours from 1 to 168 (default 24)",
+    },
+    Key {
+        name: "max_concurrent_exports",
+        expected: "a whole number of exports from 1 to 64 (default 2)",
+    },
+    Key {
+        name: "max_live_streams_per_user",
+        expected: "a whole number of streams from 1 to 256 (default 8)",
+    },
+    Key {
+        name: "max_output_bytes_per_attempt",
+        expected: "a whole number of bytes from 1024 to 4294967296 (default 67108864: 64 MiB)",
     },
 ];
 
@@ -601,6 +627,14 @@ impl Settings {
         let break_glass_minutes = int_in("break_glass_minutes", 60, 1..=1440)?;
         let approval_request_hours = int_in("approval_request_hours", 24, 1..=168)?;
         let audit_checkpoint_seconds = small(int_in("audit_checkpoint_seconds", 60, 1..=86400)?);
+        let count = |v: i64| usize::try_from(v).unwrap_or(1);
+        let max_concurrent_exports = count(int_in("max_concurrent_exports", 2, 1..=64)?);
+        let max_live_streams_per_user = count(int_in("max_live_streams_per_user", 8, 1..=256)?);
+        let max_output_bytes_per_attempt = small(int_in(
+            "max_output_bytes_per_attempt",
+            64 * 1024 * 1024,
+            1024..=4 * 1024 * 1024 * 1024,
+        )?);
         Ok(Settings {
             listen,
             public_url,
@@ -629,6 +663,9 @@ impl Settings {
             trusted_proxies,
             break_glass_minutes,
             approval_request_hours,
+            max_concurrent_exports,
+            max_live_streams_per_user,
+            max_output_bytes_per_attempt,
         })
     }
 

@@ -1,7 +1,9 @@
 //! Building and running the portal: database pool, migrations, and the HTTP server.
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
-use crate::web::{audit_export, client, csrf, health, live, page_guard, run_report};
+use crate::web::{
+    activity, audit_export, client, csrf, headers, health, limits, live, page_guard, run_report,
+};
 use app::ssr::audit::checkpoint::Checkpoints;
 use app::ssr::state::AuthSettings;
 use app::ssr::AppState;
@@ -240,6 +242,9 @@ impl Application {
             checkpoints: checkpoints.clone(),
         };
 
+        state
+            .engine
+            .limit_output(settings.max_output_bytes_per_attempt);
         state.engine.spawn_expiry();
         app::ssr::throttle::spawn_housekeeping(
             pool.clone(),
@@ -267,9 +272,9 @@ impl Application {
             .with_same_site(SameSite::Lax)
             .with_secure(settings.secure_cookies())
             .with_path("/")
-            // Idle expiry must slide with activity: without this, tower-sessions only
-            // extends the expiry when the session data changes.
-            .with_always_save(true)
+            // The expiry slides when the session is saved, which is when a person's
+            // request records its activity (`activity::track`); live streams and
+            // background reads leave it alone, so an open tab cannot keep it alive.
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
                 settings.session_idle_minutes,
             )));
@@ -284,21 +289,26 @@ impl Application {
             .build();
         let routes = generate_route_list(App);
         let context_state = state.clone();
+        let context = move || {
+            provide_context(context_state.clone());
+            headers::provide_nonce();
+        };
         let pages = Router::new()
-            .leptos_routes_with_context(
-                &leptos_options,
-                routes,
-                move || provide_context(context_state.clone()),
-                {
-                    let options = leptos_options.clone();
-                    move || shell(options.clone())
-                },
-            )
-            .fallback(leptos_axum::file_and_error_handler(shell))
+            .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            })
+            .fallback(leptos_axum::file_and_error_handler_with_context(
+                context, shell,
+            ))
             .with_state(leptos_options)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 page_guard::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                activity::track,
             ))
             .layer(sessions.clone());
         let live_events = Router::new()
@@ -310,6 +320,14 @@ impl Application {
             .route("/api/runs/{id}/report.pdf", get(run_report::pdf))
             .route("/api/runs/{id}/report.jsonl", get(run_report::jsonl))
             .with_state(state.clone())
+            .layer(axum::Extension(limits::Limits::new(
+                settings.max_concurrent_exports,
+                settings.max_live_streams_per_user,
+            )))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                activity::track,
+            ))
             .layer(sessions);
 
         let public_origin: Arc<str> = Arc::from(settings.public_origin());
@@ -335,6 +353,7 @@ impl Application {
                 }),
                 client::identify,
             ))
+            .layer(axum::middleware::from_fn(headers::secure))
             .layer(TraceLayer::new_for_http());
 
         Ok(Self {

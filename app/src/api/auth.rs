@@ -74,32 +74,103 @@ pub async fn change_password(
 }
 
 /// Only local paths are followed after sign-in, so the form cannot be used to send
-/// users to another site.
+/// users to another site. Browsers drop tabs and newlines inside a URL and read a
+/// backslash as a slash, so `/\t/evil.example` would become `//evil.example`:
+/// any control character or backslash is refused outright, and what remains is
+/// parsed as the browser would, against a fixed origin. The answer is the parsed
+/// path (with its query and fragment), so what is checked is what is followed.
+#[cfg(feature = "ssr")]
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.starts_with("/\\")
-                && !path.starts_with("/login") =>
-        {
-            path.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    next.and_then(local_path).unwrap_or_else(|| "/".to_string())
 }
 
-#[cfg(test)]
+#[cfg(feature = "ssr")]
+fn local_path(next: &str) -> Option<String> {
+    if !next.starts_with('/') || next.chars().any(|c| c.is_control() || c == '\\') {
+        return None;
+    }
+    let base = url::Url::parse("http://portal.invalid/").ok()?;
+    let parsed = base.join(next).ok()?;
+    if parsed.origin() != base.origin() {
+        return None;
+    }
+    let path = parsed.path();
+    // `/.//x` and `/..//x` come out as `//x`, which a browser reads as a host.
+    if !path.starts_with('/') || path.starts_with("//") || path.starts_with("/login") {
+        return None;
+    }
+    let mut local = path.to_string();
+    if let Some(query) = parsed.query() {
+        local.push('?');
+        local.push_str(query);
+    }
+    if let Some(fragment) = parsed.fragment() {
+        local.push('#');
+        local.push_str(fragment);
+    }
+    Some(local)
+}
+
+#[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::safe_next;
 
     #[test]
     fn only_local_paths_are_followed() {
         assert_eq!(safe_next(Some("/audit?actor=bob")), "/audit?actor=bob");
+        assert_eq!(safe_next(Some("/runs/12#step-3")), "/runs/12#step-3");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("/login")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn what_a_browser_would_turn_into_another_host_is_refused() {
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil",
+            "/\r/evil",
+            "/\r\n/evil",
+            "\t//evil",
+            "/\u{0}/evil",
+            "/\u{1b}/evil",
+            "/\u{7f}/evil",
+            "\\\\evil",
+            "/\\evil",
+            "\\/evil",
+            "//evil",
+            "///evil",
+            "https:evil",
+            "https://evil",
+            "javascript:alert(1)",
+            "/.//evil",
+            "/..//evil",
+            "/./..//evil",
+            "/%2e//evil",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn percent_encoded_controls_stay_harmless_paths() {
+        // A browser does not decode these in a Location: they stay one path.
+        for path in ["/%09/evil.example", "/%0a/evil", "/%5c/evil", "/%2F/evil"] {
+            let followed = safe_next(Some(path));
+            assert!(
+                followed.starts_with('/') && !followed.starts_with("//"),
+                "{path:?} -> {followed:?}"
+            );
+            let url = url::Url::parse("http://portal.invalid/")
+                .unwrap()
+                .join(&followed)
+                .unwrap();
+            assert_eq!(url.host_str(), Some("portal.invalid"), "{path:?}");
+        }
+        assert_eq!(safe_next(Some("/%09/evil.example")), "/%09/evil.example");
     }
 }

@@ -190,3 +190,16 @@ pub async fn take_over_run(run: i64, #[server(default)] reason: String) -> Resul
     redirect_plain_form(&format!("/runs/{run}"));
     Ok(())
 }
+
+/// An attempt's output before chunk `before_seq`, a page at a time (the run
+/// page shows the end of long output and loads the rest when asked).
+#[server(prefix = "/api", endpoint = "runs/output")]
+pub async fn attempt_output(
+    attempt: i64,
+    before_seq: i32,
+) -> Result<crate::model::run_view::OutputPage, AppError> {
+    require::<ViewRuns>().await?;
+    let state = app_state()?;
+    let (_, page) = crate::ssr::runs::output_page(&state.pool, attempt, before_seq).await?;
+    Ok(page)
+}

@@ -14,6 +14,7 @@ pub mod run_report;
 pub mod run_view;
 pub mod runbook;
 pub mod site;
+pub mod text;
 pub mod throttle;
 pub mod user;
 

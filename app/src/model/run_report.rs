@@ -112,6 +112,9 @@ pub fn outcome_line(o: &super::run_view::Outcome) -> String {
     if let Some(checks) = o.checks {
         line.push_str(&format!(", {checks} checks"));
     }
+    if let Some(note) = o.output.as_ref().and_then(|t| t.truncation_note()) {
+        line.push_str(&format!("; {note}"));
+    }
     line
 }
 

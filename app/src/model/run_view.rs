@@ -125,11 +125,29 @@ pub struct AttemptView {
     /// The approval the attempt ran under (destructive steps).
     pub approval_id: Option<i64>,
     pub outcome: Option<Outcome>,
-    /// The output so far, in order.
+    /// The output so far, in order; only its end when it is long (see
+    /// `earlier_bytes`).
     pub output: Vec<OutputChunk>,
+    /// Bytes of stored output before `output` that were not loaded (the page
+    /// loads the rest when asked).
+    #[serde(default)]
+    pub earlier_bytes: u64,
+    /// The first chunk loaded (earlier output is before it).
+    #[serde(default)]
+    pub loaded_from_seq: i32,
     /// The last progress reading of long work in it (transfers, snapshots),
     /// while the portal that ran it is up.
     pub progress: Option<super::progress::Progress>,
+}
+
+/// A page of an attempt's earlier output, loaded when the viewer asks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPage {
+    pub chunks: Vec<OutputChunk>,
+    /// Bytes before this page still not loaded.
+    pub earlier_bytes: u64,
+    /// The first chunk of this page.
+    pub from_seq: i32,
 }
 
 /// A piece of a command's output.
@@ -159,6 +177,37 @@ pub struct Outcome {
     pub transfer: Option<TransferRecord>,
     /// How many times a wait step checked.
     pub checks: Option<u32>,
+    /// How much output the attempt produced and how much of it was kept.
+    pub output: Option<OutputTotals>,
+}
+
+/// An attempt's output as a whole: every byte is counted and hashed, but only
+/// the first `stored_bytes` are kept (`max_output_bytes_per_attempt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputTotals {
+    /// Bytes received (stdout, stderr and the portal's own lines).
+    pub bytes: u64,
+    /// Bytes stored and shown.
+    pub stored_bytes: u64,
+    /// SHA-256 (hex) of all the bytes, in the order they arrived.
+    pub sha256: String,
+}
+
+impl OutputTotals {
+    /// Whether output was left out.
+    pub fn truncated(&self) -> bool {
+        self.bytes > self.stored_bytes
+    }
+
+    /// What the run page and the report say of left-out output.
+    pub fn truncation_note(&self) -> Option<String> {
+        self.truncated().then(|| {
+            format!(
+                "output truncated after {} bytes; {} bytes in all, SHA-256 {}",
+                self.stored_bytes, self.bytes, self.sha256
+            )
+        })
+    }
 }
 
 /// One expectation and whether it held.

@@ -2,7 +2,9 @@
 //! step's exact action and buttons, and its output, kept live by server-sent
 //! events (`/api/runs/{id}/live`).
 
-use crate::api::runs::{list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun};
+use crate::api::runs::{
+    attempt_output, list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun,
+};
 use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
 use crate::components::notice::{ActionResult, ErrorBox};
@@ -153,10 +155,62 @@ fn progress_bar(p: Progress) -> impl IntoView {
     }
 }
 
+/// Earlier output of a long attempt, loaded a page at a time when asked: what
+/// was loaded, how many bytes are still before it, and where it starts.
+#[derive(Clone, Debug)]
+struct Earlier {
+    chunks: Vec<OutputChunk>,
+    bytes: u64,
+    from_seq: i32,
+    error: Option<String>,
+}
+
+/// The note and button above an attempt's output when its beginning is not shown.
+fn earlier_output(attempt_id: i64, earlier: RwSignal<Earlier>) -> impl IntoView {
+    let loading = RwSignal::new(false);
+    let load = move |_| {
+        let before_seq = earlier.with_untracked(|e| e.from_seq);
+        loading.set(true);
+        leptos::task::spawn_local(async move {
+            let page = attempt_output(attempt_id, before_seq).await;
+            earlier.update(|e| match page {
+                Ok(page) => {
+                    let mut chunks = page.chunks;
+                    chunks.append(&mut e.chunks);
+                    e.chunks = chunks;
+                    e.bytes = page.earlier_bytes;
+                    e.from_seq = page.from_seq;
+                    e.error = None;
+                }
+                Err(err) => e.error = Some(err.to_string()),
+            });
+            loading.set(false);
+        });
+    };
+    move || {
+        let e = earlier.get();
+        (e.bytes > 0).then(|| {
+            view! {
+                <p class="muted earlier-output" data-testid="earlier-output">
+                    {format!("{} bytes of earlier output are not shown. ", e.bytes)}
+                    <button type="button" on:click=load disabled=move || loading.get()>"Load earlier output"</button>
+                    {e.error.map(|m| view! { <span class="notice error">{m}</span> })}
+                </p>
+            }
+        })
+    }
+}
+
 fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl IntoView {
     let stored_until = a.output.last().map(|c| c.seq).unwrap_or(-1);
     let attempt_id = a.id;
     let stored = a.output.clone();
+    let earlier = RwSignal::new(Earlier {
+        chunks: Vec::new(),
+        bytes: a.earlier_bytes,
+        from_seq: a.loaded_from_seq,
+        error: None,
+    });
     let extra = move || {
         live.with(|l| {
             l.chunks
@@ -186,9 +240,11 @@ fn attempt_view(a: AttemptView, live: RwSignal<LiveOutput>, open: bool) -> impl 
                 }}
             </summary>
             {progress}
-            <pre class="output" data-testid="output">{output_view(stored)}{move || output_view(extra())}</pre>
+            {earlier_output(attempt_id, earlier)}
+            <pre class="output" data-testid="output">{move || output_view(earlier.get().chunks)}{output_view(stored)}{move || output_view(extra())}</pre>
             {outcome.map(|o| view! {
                 <div class="outcome">
+                    {o.output.as_ref().and_then(|t| t.truncation_note()).map(|note| view! { <p class="notice warn" data-testid="output-truncated">{note}</p> })}
                     {o.error.map(|e| view! { <p class="notice error">{e}</p> })}
                     {o.exit_status.map(|s| view! { <p>"Exit status " <code>{s}</code></p> })}
                     {(!o.expectations.is_empty()).then(|| view! {

@@ -31,7 +31,7 @@ pub async fn build(
     by: &str,
     attach: bool,
 ) -> Result<Built, ServiceError> {
-    let run = engine.view(run_id).await?;
+    let run = engine.view_whole(run_id).await?;
     let events = query::of_run(pool, run_id).await?;
     let chain = check_chain(pool, &events).await?;
 

@@ -7,7 +7,9 @@ use super::ServiceError;
 use crate::error::AppError;
 use crate::model::audit::AuditAction;
 use crate::model::run::{next, run_state, RunState, StepEvent, StepState};
-use crate::model::run_view::{AttemptView, Outcome, OutputChunk, RunFilter, RunSummary};
+use crate::model::run_view::{
+    AttemptView, Outcome, OutputChunk, OutputPage, RunFilter, RunSummary,
+};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
@@ -257,7 +259,7 @@ pub async fn transition_in(
         .bind(run_id)
         .bind(position)
         .bind(attempt)
-        .bind(json!(outcome))
+        .bind(storable(json!(outcome)))
         .execute(&mut **tx)
         .await?;
     }
@@ -269,6 +271,7 @@ pub async fn transition_in(
     if let Some(outcome) = input.outcome {
         details["outcome"] = json!(outcome);
     }
+    let details = storable(details);
     audit::append(
         tx,
         NewEvent::new(
@@ -304,6 +307,24 @@ pub async fn transition_in(
         attempts: attempt,
         run_state: now_state,
     })
+}
+
+/// `value` with every NUL in its strings (and keys) replaced, since JSONB cannot
+/// hold one: a capture from remote output or an API's error message may carry
+/// one, and the step's outcome must still be stored.
+pub fn storable(value: serde_json::Value) -> serde_json::Value {
+    use crate::model::text::without_nul;
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(without_nul(&s).into_owned()),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (without_nul(&k).into_owned(), storable(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Stores one chunk of an attempt's output; `seq` orders the chunks.
@@ -378,7 +399,7 @@ pub async fn record_outcome(
 ) -> Result<(), ServiceError> {
     sqlx::query("UPDATE step_attempts SET finished_at = now(), outcome = $2 WHERE id = $1 AND outcome IS NULL")
         .bind(attempt_id)
-        .bind(json!(outcome))
+        .bind(storable(json!(outcome)))
         .execute(pool)
         .await?;
     Ok(())
@@ -533,10 +554,77 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<RunRecord, ServiceError>
     })
 }
 
-/// Every attempt of every step of a run, with its output, by step position.
+/// How much of an attempt's output is loaded at once: the run page shows the
+/// last mebibyte and loads earlier output page by page when asked.
+pub const OUTPUT_WINDOW_BYTES: i64 = 1024 * 1024;
+
+/// Raw chunks as read: sequence number, stderr, bytes.
+type Chunks = Vec<(i32, bool, Vec<u8>)>;
+
+/// The last `window` bytes of the chunks that `scope` selects from
+/// `step_output o` (bound to `$1` and `$2`), by attempt, with the bytes left
+/// before them. Sizes are summed without reading the chunks' data.
+async fn output_tails(
+    pool: &PgPool,
+    scope: &str,
+    first: i64,
+    second: i32,
+    window: i64,
+) -> Result<BTreeMap<i64, (Chunks, u64)>, ServiceError> {
+    let rows = sqlx::query(&format!(
+        "WITH sizes AS ( \
+           SELECT o.attempt_id, o.seq, octet_length(o.data)::bigint AS len, \
+             (sum(octet_length(o.data)) OVER (PARTITION BY o.attempt_id ORDER BY o.seq DESC))::bigint AS from_end, \
+             (sum(octet_length(o.data)) OVER (PARTITION BY o.attempt_id))::bigint AS total \
+           FROM step_output o WHERE {scope}) \
+         SELECT s.attempt_id, s.seq, s.total, o.stream, o.data FROM sizes s \
+         JOIN step_output o ON o.attempt_id = s.attempt_id AND o.seq = s.seq \
+         WHERE s.from_end - s.len < $3 ORDER BY s.attempt_id, s.seq"
+    ))
+    .bind(first)
+    .bind(second)
+    .bind(window)
+    .fetch_all(pool)
+    .await?;
+    let mut tails: BTreeMap<i64, (Chunks, u64)> = BTreeMap::new();
+    for r in &rows {
+        let total: i64 = r.try_get("total")?;
+        let data: Vec<u8> = r.try_get("data")?;
+        let entry = tails
+            .entry(r.try_get("attempt_id")?)
+            .or_insert_with(|| (Vec::new(), u64::try_from(total).unwrap_or(0)));
+        entry.1 = entry.1.saturating_sub(data.len() as u64);
+        entry.0.push((
+            r.try_get("seq")?,
+            r.try_get::<String, _>("stream")? == "stderr",
+            data,
+        ));
+    }
+    Ok(tails)
+}
+
+/// Every attempt of every step of a run, with the end of its output (see
+/// [`OUTPUT_WINDOW_BYTES`]), by step position.
 pub async fn attempts(
     pool: &PgPool,
     run_id: i64,
+) -> Result<BTreeMap<i32, Vec<AttemptView>>, ServiceError> {
+    attempts_with(pool, run_id, OUTPUT_WINDOW_BYTES).await
+}
+
+/// Every attempt of every step of a run with all its stored output (the
+/// report, which keeps it whole).
+pub async fn attempts_whole(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<BTreeMap<i32, Vec<AttemptView>>, ServiceError> {
+    attempts_with(pool, run_id, i64::MAX).await
+}
+
+async fn attempts_with(
+    pool: &PgPool,
+    run_id: i64,
+    window: i64,
 ) -> Result<BTreeMap<i32, Vec<AttemptView>>, ServiceError> {
     let rows = sqlx::query(
         "SELECT id, position, attempt, host, action, started_by, started_at, finished_at, outcome, approval_id \
@@ -545,25 +633,20 @@ pub async fn attempts(
     .bind(run_id)
     .fetch_all(pool)
     .await?;
-    let chunks = sqlx::query(
-        "SELECT o.attempt_id, o.seq, o.stream, o.data FROM step_output o JOIN step_attempts a ON a.id = o.attempt_id \
-         WHERE a.run_id = $1 ORDER BY o.attempt_id, o.seq",
+    let mut output = output_tails(
+        pool,
+        "o.attempt_id IN (SELECT id FROM step_attempts WHERE run_id = $1) AND o.seq < $2",
+        run_id,
+        i32::MAX,
+        window,
     )
-    .bind(run_id)
-    .fetch_all(pool)
     .await?;
-    let mut output: BTreeMap<i64, Vec<(i32, bool, Vec<u8>)>> = BTreeMap::new();
-    for c in &chunks {
-        output.entry(c.try_get("attempt_id")?).or_default().push((
-            c.try_get("seq")?,
-            c.try_get::<String, _>("stream")? == "stderr",
-            c.try_get("data")?,
-        ));
-    }
     let mut by_step: BTreeMap<i32, Vec<AttemptView>> = BTreeMap::new();
     for r in &rows {
         let id: i64 = r.try_get("id")?;
         let outcome: Option<serde_json::Value> = r.try_get("outcome")?;
+        let (chunks, earlier_bytes) = output.remove(&id).unwrap_or_default();
+        let loaded_from_seq = chunks.first().map(|c| c.0).unwrap_or(0);
         by_step
             .entry(r.try_get("position")?)
             .or_default()
@@ -579,11 +662,46 @@ pub async fn attempts(
                     .map(rfc3339),
                 approval_id: r.try_get("approval_id")?,
                 outcome: outcome.and_then(|o| serde_json::from_value(o).ok()),
-                output: merge_chunks(output.remove(&id).unwrap_or_default()),
+                output: merge_chunks(chunks),
+                earlier_bytes,
+                loaded_from_seq,
                 progress: None,
             });
     }
     Ok(by_step)
+}
+
+/// The output of attempt `attempt_id` before chunk `before_seq`: its last
+/// [`OUTPUT_WINDOW_BYTES`], and how much is left before that. Also the run the
+/// attempt belongs to.
+pub async fn output_page(
+    pool: &PgPool,
+    attempt_id: i64,
+    before_seq: i32,
+) -> Result<(i64, OutputPage), ServiceError> {
+    let run_id: i64 = sqlx::query_scalar("SELECT run_id FROM step_attempts WHERE id = $1")
+        .bind(attempt_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("There is no attempt {attempt_id}.")))?;
+    let mut tails = output_tails(
+        pool,
+        "o.attempt_id = $1 AND o.seq < $2",
+        attempt_id,
+        before_seq,
+        OUTPUT_WINDOW_BYTES,
+    )
+    .await?;
+    let (chunks, earlier_bytes) = tails.remove(&attempt_id).unwrap_or_default();
+    let from_seq = chunks.first().map(|c| c.0).unwrap_or(0);
+    Ok((
+        run_id,
+        OutputPage {
+            chunks: merge_chunks(chunks),
+            earlier_bytes,
+            from_seq,
+        },
+    ))
 }
 
 /// Joins consecutive chunks of the same stream, decoding each stream's bytes
@@ -607,4 +725,27 @@ fn merge_chunks(chunks: Vec<(i32, bool, Vec<u8>)>) -> Vec<OutputChunk> {
             text: String::from_utf8_lossy(&data).into_owned(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+    use serde_json::json;
+
+    #[test]
+    fn nul_characters_are_replaced_wherever_they_are() {
+        let value = json!({
+            "captures": { "a\u{0}": "x\u{0}y" },
+            "error": "no\u{0}pe",
+            "list": ["\u{0}", 1, null],
+        });
+        assert_eq!(
+            storable(value),
+            json!({
+                "captures": { "a\u{FFFD}": "x\u{FFFD}y" },
+                "error": "no\u{FFFD}pe",
+                "list": ["\u{FFFD}", 1, null],
+            })
+        );
+    }
 }

@@ -254,10 +254,15 @@ impl Executor for SiteExecutor {
                             Duration::from_secs(u64::from(timeout_seconds)),
                             cancel.cancelled(),
                             |stream, data| {
-                                let _ = output.send(Emit::Output {
-                                    stderr: stream == OutputStream::Stderr,
-                                    bytes: data.to_vec(),
-                                });
+                                let output = output.clone();
+                                async move {
+                                    output
+                                        .output(Emit::Output {
+                                            stderr: stream == OutputStream::Stderr,
+                                            bytes: data,
+                                        })
+                                        .await;
+                                }
                             },
                         )
                         .await;

@@ -478,15 +478,20 @@ impl Connection {
     }
 
     /// Runs `command` under a remote `timeout` of `timeout`, passing output to
-    /// `on_output` as it arrives. Completing `cancel` stops it: the command is sent
-    /// SIGTERM and the channel closed.
-    pub async fn run(
+    /// `on_output` as it arrives; the channel is not read while `on_output`
+    /// waits, so a slow consumer slows the command down rather than filling
+    /// memory. Completing `cancel` stops it: the command is sent SIGTERM and the
+    /// channel closed.
+    pub async fn run<F>(
         &self,
         command: &str,
         timeout: Duration,
         cancel: impl Future<Output = ()>,
-        mut on_output: impl FnMut(OutputStream, &[u8]),
-    ) -> Result<Outcome, SshError> {
+        mut on_output: impl FnMut(OutputStream, Vec<u8>) -> F,
+    ) -> Result<Outcome, SshError>
+    where
+        F: Future<Output = ()>,
+    {
         let protocol = |e: russh::Error| SshError::Protocol {
             host: self.host.clone(),
             message: e.to_string(),
@@ -507,8 +512,8 @@ impl Connection {
             tokio::select! {
                 msg = channel.wait() => match msg {
                     None => break,
-                    Some(ChannelMsg::Data { data }) => on_output(OutputStream::Stdout, &data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => on_output(OutputStream::Stderr, &data),
+                    Some(ChannelMsg::Data { data }) => on_output(OutputStream::Stdout, data.to_vec()).await,
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => on_output(OutputStream::Stderr, data.to_vec()).await,
                     Some(ChannelMsg::ExitStatus { exit_status: s }) => exit_status = Some(s),
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => exit_signal = Some(format!("{signal_name:?}")),
                     Some(_) => {}

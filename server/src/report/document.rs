@@ -377,6 +377,8 @@ mod report_tests {
                 stderr: false,
                 text: output.into(),
             }],
+            earlier_bytes: 0,
+            loaded_from_seq: 0,
             progress: None,
         };
         let approval = ApprovalView {

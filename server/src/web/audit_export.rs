@@ -3,6 +3,7 @@
 //! they are read (the download starts at once and memory stays flat). Auditors,
 //! supervisors and admins only; each export is itself audited.
 
+use super::limits::Limits;
 use super::live::caller;
 use app::model::audit::AuditAction;
 use app::model::audit_query::AuditQuery;
@@ -10,11 +11,12 @@ use app::ssr::audit::{self, export, query, Actor, NewEvent};
 use app::ssr::authz::ReadAudit;
 use app::ssr::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The response header that carries the chain's head (`ID:HASH`) when the
 /// export started. A header, not a line of the CSV: any extra line or column
@@ -122,6 +124,7 @@ pub fn lines(
 async fn respond(
     format: Format,
     state: AppState,
+    limits: Arc<Limits>,
     session: tower_sessions::Session,
     headers: HeaderMap,
     params: BTreeMap<String, String>,
@@ -145,6 +148,11 @@ async fn respond(
         }
     };
     let filters = q.to_params();
+    // Held by the body until the download ends or the client goes away.
+    let permit = match limits.export() {
+        Ok(permit) => permit,
+        Err(answer) => return answer.into_response(),
+    };
     // Who took what out of the portal is part of the record.
     if let Err(e) = audit::append_alone(
         &state.pool,
@@ -193,28 +201,33 @@ async fn respond(
                 .map(|(id, hash)| format!("{id}:{hash}"))
                 .unwrap_or_default(),
         )
-        .body(Body::from_stream(lines(
-            format, filters, chain_head, events,
-        )))
+        .body(Body::from_stream(
+            lines(format, filters, chain_head, events).map(move |line| {
+                let _held = &permit;
+                line
+            }),
+        ))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// `GET /api/audit/export.csv`
 pub async fn csv(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
     session: tower_sessions::Session,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Csv, state, session, headers, params).await
+    respond(Format::Csv, state, limits, session, headers, params).await
 }
 
 /// `GET /api/audit/export.jsonl`
 pub async fn jsonl(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
     session: tower_sessions::Session,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    respond(Format::Jsonl, state, session, headers, params).await
+    respond(Format::Jsonl, state, limits, session, headers, params).await
 }

@@ -207,3 +207,29 @@ pub async fn error_text(r: reqwest::Response) -> (StatusCode, serde_json::Value)
         serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
     )
 }
+
+/// Starts the portal with `runbooks`, executing through `executor` (a fake, for
+/// tests of the engine's side) and no configured sites to manage.
+pub async fn spawn_app_with_executor(
+    pool: PgPool,
+    extra: &[(&str, &str)],
+    runbooks: Vec<runbook::Runbook>,
+    executor: Arc<dyn app::ssr::engine::executor::Executor>,
+) -> TestApp {
+    let settings = test_settings(extra);
+    server::startup::migrate(&pool).await.expect("migrations");
+    let sites = SiteExecutor::new(Vec::new(), std::env::temp_dir()).expect("no sites");
+    let app = Application::build(&settings, pool.clone(), runbooks, executor, Arc::new(sites))
+        .await
+        .expect("application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        pool,
+        _stop: stop,
+    }
+}

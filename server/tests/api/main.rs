@@ -8,6 +8,7 @@ mod audit_integrity;
 mod audit_store;
 mod auth;
 mod cli;
+mod hardening;
 mod health;
 mod helpers;
 mod keystone;

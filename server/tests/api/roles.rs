@@ -141,6 +141,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
     ("/api/runs/list", Admits::SignedIn, &[("filter", "all")]),
     ("/api/runs/show", Admits::SignedIn, &[("id", "1")]),
     (
+        "/api/runs/output",
+        Admits::SignedIn,
+        &[("attempt", "1"), ("before_seq", "10")],
+    ),
+    (
         "/api/runs/step",
         Admits::Roles(&[Role::Operator, Role::Supervisor]),
         &[("run", "1"), ("position", "0"), ("command", "run")],

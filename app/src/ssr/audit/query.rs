@@ -191,31 +191,93 @@ pub async fn head_id(pool: &PgPool) -> Result<i64, ServiceError> {
     )
 }
 
-/// Every matching event in id order, as the database sends the rows; a
-/// bounded queue between the cursor and the reader keeps memory flat, and
-/// dropping the stream ends the query.
+/// Rows an export reads per query.
+const EXPORT_PAGE: i64 = 500;
+
+/// How long one page's query may take: a query held longer would hold its
+/// pooled connection from everyone else.
+const EXPORT_PAGE_TIMEOUT: &str = "30s";
+
+/// How long a whole export may take; a download still going after that is
+/// broken off (a JSONL then lacks its trailer, so it is refused offline).
+pub const EXPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// One page of matching events after id `after`, in id order, read in its own
+/// short transaction.
+async fn export_page(
+    pool: &PgPool,
+    q: &AuditQuery,
+    after: i64,
+) -> Result<Vec<(ChainedEvent, String)>, ServiceError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "SET LOCAL statement_timeout = '{EXPORT_PAGE_TIMEOUT}'"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let mut b = QueryBuilder::new(COLUMNS);
+    push_filters(&mut b, q, None);
+    b.push(" AND id > ").push_bind(after);
+    b.push(" ORDER BY id LIMIT ").push_bind(EXPORT_PAGE);
+    let rows = b.build().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| chained_from_row(r).map_err(ServiceError::from))
+        .collect()
+}
+
+/// Every matching event in id order, a page of rows at a time: each page is a
+/// short query of its own (keyset by id), so a slow reader holds no database
+/// connection between pages and memory stays flat. The export ends with an
+/// error after [`EXPORT_DEADLINE`].
 pub fn stream(
     pool: PgPool,
     q: AuditQuery,
 ) -> BoxStream<'static, Result<(ChainedEvent, String), ServiceError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(async move {
-        let mut b = QueryBuilder::new(COLUMNS);
-        push_filters(&mut b, &q, None);
-        b.push(" ORDER BY id");
-        let mut rows = b.build().fetch(&pool);
-        while let Some(row) = rows.next().await {
-            let item = row
-                .and_then(|r| chained_from_row(&r))
-                .map_err(ServiceError::from);
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
+    struct Cursor {
+        pool: PgPool,
+        q: AuditQuery,
+        after: i64,
+        page: std::collections::VecDeque<(ChainedEvent, String)>,
+        done: bool,
+        deadline: tokio::time::Instant,
+    }
+    let cursor = Cursor {
+        pool,
+        q,
+        after: 0,
+        page: Default::default(),
+        done: false,
+        deadline: tokio::time::Instant::now() + EXPORT_DEADLINE,
+    };
+    futures_util::stream::unfold(cursor, |mut c| async move {
+        if c.page.is_empty() && !c.done {
+            if tokio::time::Instant::now() >= c.deadline {
+                c.done = true;
+                return Some((
+                    Err(ServiceError::Internal(format!(
+                        "the export took longer than {} minutes and was broken off",
+                        EXPORT_DEADLINE.as_secs() / 60
+                    ))),
+                    c,
+                ));
+            }
+            match export_page(&c.pool, &c.q, c.after).await {
+                Ok(rows) => {
+                    c.done = (rows.len() as i64) < EXPORT_PAGE;
+                    if let Some((last, _)) = rows.last() {
+                        c.after = last.id;
+                    }
+                    c.page.extend(rows);
+                }
+                Err(e) => {
+                    c.done = true;
+                    return Some((Err(e), c));
+                }
             }
         }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        let next = c.page.pop_front()?;
+        Some((Ok(next), c))
     })
     .boxed()
 }

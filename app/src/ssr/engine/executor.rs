@@ -69,8 +69,48 @@ impl Emit {
     }
 }
 
-/// Where a job reports.
-pub type OutputTx = mpsc::UnboundedSender<Emit>;
+/// How many reports may wait between a job and the engine storing them.
+pub const OUTPUT_QUEUE: usize = 64;
+
+/// Where a job reports. The queue is bounded: a job whose output comes faster
+/// than the engine stores it waits in [`OutputTx::output`] (back-pressure down
+/// to the SSH channel), so memory stays bounded whatever a host prints.
+#[derive(Clone, Debug)]
+pub struct OutputTx(mpsc::Sender<Emit>);
+
+impl OutputTx {
+    /// A queue and its receiving end.
+    pub fn channel() -> (Self, mpsc::Receiver<Emit>) {
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+        (Self(tx), rx)
+    }
+
+    /// Reports `emit`, waiting while the queue is full. False once the engine
+    /// no longer listens.
+    pub async fn output(&self, emit: Emit) -> bool {
+        self.0.send(emit).await.is_ok()
+    }
+
+    /// Reports `emit` without waiting, from code that cannot (the portal's own
+    /// occasional lines and progress readings). When the queue is full an
+    /// intermediate progress reading is dropped (the next one replaces it); a
+    /// line or a final reading is sent from a task of its own. False once the
+    /// engine no longer listens.
+    pub fn send(&self, emit: Emit) -> bool {
+        match self.0.try_send(emit) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(Emit::Progress(p))) if !p.finished => true,
+            Err(mpsc::error::TrySendError::Full(line)) => {
+                let tx = self.0.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(line).await;
+                });
+                true
+            }
+        }
+    }
+}
 
 /// Completes when the operator stops the step.
 #[derive(Clone, Debug)]
@@ -124,4 +164,38 @@ pub trait Executor: Send + Sync + 'static {
 
     /// The run is over: its connections can be closed.
     fn end_run(&self, run_id: i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn chunk() -> Emit {
+        Emit::Output {
+            stderr: false,
+            bytes: vec![b'x'; 32 * 1024],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_waits_while_the_queue_is_full() {
+        let (tx, mut rx) = OutputTx::channel();
+        for _ in 0..OUTPUT_QUEUE {
+            assert_eq!(tx.output(chunk()).now_or_never(), Some(true));
+        }
+        // Full: the next chunk waits until the engine has taken one.
+        let mut waiting = Box::pin(tx.output(chunk()));
+        assert!((&mut waiting).now_or_never().is_none());
+        assert!(rx.recv().await.is_some());
+        assert!(waiting.await);
+        // The portal's own lines never wait, and are not lost.
+        assert!(tx.send(Emit::line("a line of the portal's")));
+        drop(tx);
+        let mut received = 0;
+        while rx.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, OUTPUT_QUEUE + 1);
+    }
 }

@@ -4,7 +4,7 @@
 //! actions) and the expiry of unused approvals. The rules and their records are
 //! in [`crate::ssr::approvals`]; this adds rendering and live updates.
 
-use super::{conflict, owned_by, render_now, Engine, StepContext};
+use super::{checked_text, conflict, owned_by, render_now, Engine, StepContext};
 use crate::error::AppError;
 use crate::model::approval::{
     action_fingerprint, ApprovalDetail, ApprovalView, ApprovalsOverview, Decider, Decision,
@@ -151,6 +151,11 @@ impl Engine {
         text: &str,
         break_glass_reason: Option<&str>,
     ) -> Result<(), ServiceError> {
+        let text = &checked_text("Comment", text)?;
+        let break_glass_reason = break_glass_reason
+            .map(|r| checked_text("Break-glass reason", r))
+            .transpose()?;
+        let break_glass_reason = break_glass_reason.as_deref();
         let result = approvals::decide(
             &self.pool,
             id,
@@ -199,6 +204,7 @@ impl Engine {
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let reason = &checked_text("Reason", reason)?;
         let mut record = runs::load(&self.pool, run_id).await?;
         owned_by(&record, user_id)?;
         if record.summary.state != RunState::Active {
@@ -411,6 +417,7 @@ impl Engine {
         user_id: i64,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let reason = &checked_text("Reason", reason)?;
         if !self.sites().iter().any(|s| s.name == site) {
             return Err(ServiceError::invalid(
                 "Site",

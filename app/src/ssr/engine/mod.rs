@@ -25,13 +25,16 @@ use crate::error::AppError;
 use crate::model::approval::Decider;
 use crate::model::progress::Progress;
 use crate::model::run::{current_step, RunState, StepEvent, StepState};
-use crate::model::run_view::{LiveEvent, Outcome, OutputChunk, RunFilter, RunSummary, RunView};
-use executor::{CancelSignal, Emit, Ending, Executor, Finished, Job, SiteInfo};
+use crate::model::run_view::{
+    LiveEvent, Outcome, OutputChunk, OutputTotals, RunFilter, RunSummary, RunView,
+};
+use executor::{CancelSignal, Emit, Ending, Executor, Finished, Job, OutputTx, SiteInfo};
 use runbook::model::{Observation, ShellCommand, StepAction};
 use runbook::render::{render, RenderedAction};
 use runbook::{Runbook, Step};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -79,7 +82,13 @@ pub struct Engine {
     progress: Mutex<BTreeMap<i64, Progress>>,
     /// Tells approvers of new requests.
     notifier: Arc<super::notify::Notifier>,
+    /// Output bytes of one attempt that are stored; the rest is counted and
+    /// hashed only.
+    output_limit: AtomicU64,
 }
+
+/// The default of `max_output_bytes_per_attempt`: 64 MiB.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How many attempts' progress readings are remembered.
 const PROGRESS_KEPT: usize = 10_000;
@@ -132,6 +141,36 @@ fn conflict(message: impl Into<String>) -> ServiceError {
     AppError::Conflict(message.into()).into()
 }
 
+/// A person's free text (`field` names it in the error), refused when it holds
+/// a control character that cannot be stored.
+pub(crate) fn checked_text(field: &str, value: &str) -> Result<String, ServiceError> {
+    crate::model::text::free_text(value).map_err(|message| ServiceError::invalid(field, message))
+}
+
+impl StepCommand {
+    /// The command with its text checked (see [`checked_text`]).
+    fn checked(self) -> Result<Self, ServiceError> {
+        Ok(match self {
+            StepCommand::Confirm { observation } => StepCommand::Confirm {
+                observation: checked_text("Observation", &observation)?,
+            },
+            StepCommand::Skip { reason } => StepCommand::Skip {
+                reason: checked_text("Reason", &reason)?,
+            },
+            StepCommand::MarkDone { reason } => StepCommand::MarkDone {
+                reason: checked_text("Reason", &reason)?,
+            },
+            StepCommand::RequestApproval { justification } => StepCommand::RequestApproval {
+                justification: checked_text("Justification", &justification)?,
+            },
+            StepCommand::Withdraw { reason } => StepCommand::Withdraw {
+                reason: checked_text("Reason", &reason)?,
+            },
+            other => other,
+        })
+    }
+}
+
 impl Engine {
     /// An engine over `pool` that knows `runbooks` and reaches sites through
     /// `executor`; approvals, requests and break glass last as `times` says, and
@@ -162,7 +201,13 @@ impl Engine {
             times,
             progress: Mutex::new(BTreeMap::new()),
             notifier,
+            output_limit: AtomicU64::new(DEFAULT_OUTPUT_LIMIT),
         })
+    }
+
+    /// Stores at most `bytes` of each attempt's output from now on.
+    pub fn limit_output(&self, bytes: u64) {
+        self.output_limit.store(bytes.max(1), Ordering::Relaxed);
     }
 
     /// Where live events are published.
@@ -247,11 +292,24 @@ impl Engine {
         runs::list(&self.pool, filter, runbook, 200).await
     }
 
-    /// One run as the run page shows it.
+    /// One run as the run page shows it (the end of long output only).
     pub async fn view(&self, run_id: i64) -> Result<RunView, ServiceError> {
+        self.view_with(run_id, false).await
+    }
+
+    /// One run with every attempt's stored output whole (for its report).
+    pub async fn view_whole(&self, run_id: i64) -> Result<RunView, ServiceError> {
+        self.view_with(run_id, true).await
+    }
+
+    async fn view_with(&self, run_id: i64, whole: bool) -> Result<RunView, ServiceError> {
         let record = runs::load(&self.pool, run_id).await?;
         let runbook = self.runbook_of(&record)?;
-        let mut attempts = runs::attempts(&self.pool, run_id).await?;
+        let mut attempts = if whole {
+            runs::attempts_whole(&self.pool, run_id).await?
+        } else {
+            runs::attempts(&self.pool, run_id).await?
+        };
         {
             let progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
             for a in attempts.values_mut().flatten() {
@@ -295,6 +353,7 @@ impl Engine {
         who: Decider,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let command = command.checked()?;
         let user_id = who.user_id;
         let record = runs::load(&self.pool, run_id).await?;
         let runbook = self.runbook_of(&record)?;
@@ -437,7 +496,20 @@ impl Engine {
                 } else {
                     StepEvent::Retry
                 };
-                self.transition(
+                let mut outcome = Outcome {
+                    passed: true,
+                    ending: "confirmed".into(),
+                    observation: (!observation.is_empty()).then(|| observation.clone()),
+                    ..Outcome::default()
+                };
+                if let Some(name) = records {
+                    outcome.captures.insert(name.clone(), observation);
+                }
+                // Started and finished in one transaction: a write that fails
+                // leaves the step as it was, never `running` with nothing running.
+                let mut tx = self.pool.begin().await?;
+                runs::transition_in(
+                    &mut tx,
                     run_id,
                     position,
                     event,
@@ -449,16 +521,8 @@ impl Engine {
                     },
                 )
                 .await?;
-                let mut outcome = Outcome {
-                    passed: true,
-                    ending: "confirmed".into(),
-                    observation: (!observation.is_empty()).then(|| observation.clone()),
-                    ..Outcome::default()
-                };
-                if let Some(name) = records {
-                    outcome.captures.insert(name.clone(), observation);
-                }
-                self.transition(
+                let done = runs::transition_in(
+                    &mut tx,
                     run_id,
                     position,
                     StepEvent::Passed,
@@ -471,6 +535,11 @@ impl Engine {
                     },
                 )
                 .await?;
+                tx.commit().await?;
+                self.hub.changed(run_id);
+                if done.run_state != RunState::Active {
+                    self.executor.end_run(run_id);
+                }
                 self.advance(run_id).await
             }
             StepCommand::Run => {
@@ -580,6 +649,7 @@ impl Engine {
         reason: &str,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
+        let reason = &checked_text("Reason", reason)?;
         let record = runs::load(&self.pool, run_id).await?;
         owned_by(&record, user_id)?;
         if reason.trim().is_empty() {
@@ -688,7 +758,8 @@ impl Engine {
         action: RenderedAction,
         cancel: CancelSignal,
     ) {
-        let mut output = OutputWriter::new(self.clone(), run_id, position, attempt_id);
+        let limit = self.output_limit.load(Ordering::Relaxed);
+        let mut output = OutputWriter::new(self.clone(), run_id, position, attempt_id, limit);
         let outcome = match (&step.action, action) {
             (
                 StepAction::Ssh(cmd) | StepAction::Esc(cmd),
@@ -753,7 +824,7 @@ impl Engine {
             }
             (StepAction::OpenStack { .. }, RenderedAction::OpenStack { action, args }) => {
                 let job = Job::OpenStack { action, args };
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = OutputTx::channel();
                 let run = self.executor.execute(run_id, &site, job, tx, cancel);
                 let (result, _) = tokio::join!(run, output.drain(rx));
                 match result {
@@ -777,7 +848,7 @@ impl Engine {
             }
             (StepAction::Transfer { .. }, RenderedAction::Transfer { from, to }) => {
                 let job = Job::Transfer { from, to };
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = OutputTx::channel();
                 let run = self.executor.execute(run_id, &site, job, tx, cancel);
                 let (result, _) = tokio::join!(run, output.drain(rx));
                 match result {
@@ -817,6 +888,10 @@ impl Engine {
                 ..outcome
             },
             None => outcome,
+        };
+        let outcome = Outcome {
+            output: Some(output.totals()),
+            ..outcome
         };
         self.running
             .lock()
@@ -865,7 +940,7 @@ impl Engine {
         output: &mut OutputWriter,
         cancel: CancelSignal,
     ) -> Outcome {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = OutputTx::channel();
         let run = self.executor.execute(run_id, site, job, tx, cancel);
         let (result, (stdout, stderr)) = tokio::join!(run, output.drain(rx));
         match result {
@@ -878,7 +953,9 @@ impl Engine {
     }
 }
 
-/// Stores an attempt's output in order and publishes it once stored.
+/// Stores an attempt's output in order and publishes it once stored: the
+/// first `limit` bytes; everything after is only counted and hashed, so a host
+/// printing without end fills neither the database nor the portal's memory.
 struct OutputWriter {
     engine: Arc<Engine>,
     run_id: i64,
@@ -887,10 +964,17 @@ struct OutputWriter {
     seq: i32,
     /// The first storage failure; the step then fails.
     failure: Option<String>,
+    limit: u64,
+    /// Bytes received and bytes stored.
+    total: u64,
+    stored: u64,
+    /// Over every byte received, in order.
+    digest: sha2::Sha256,
 }
 
 impl OutputWriter {
-    fn new(engine: Arc<Engine>, run_id: i64, position: i32, attempt_id: i64) -> Self {
+    fn new(engine: Arc<Engine>, run_id: i64, position: i32, attempt_id: i64, limit: u64) -> Self {
+        use sha2::Digest;
         Self {
             engine,
             run_id,
@@ -898,10 +982,44 @@ impl OutputWriter {
             attempt_id,
             seq: 0,
             failure: None,
+            limit,
+            total: 0,
+            stored: 0,
+            digest: sha2::Sha256::new(),
         }
     }
 
+    /// The output's totals so far.
+    fn totals(&self) -> OutputTotals {
+        use sha2::Digest;
+        OutputTotals {
+            bytes: self.total,
+            stored_bytes: self.stored,
+            sha256: hex::encode(self.digest.clone().finalize()),
+        }
+    }
+
+    /// How many of `len` more bytes may still be stored.
+    fn room(&self, len: usize) -> usize {
+        let left = self.limit.saturating_sub(self.stored);
+        usize::try_from(left).map_or(len, |left| left.min(len))
+    }
+
     async fn write(&mut self, stderr: bool, bytes: &[u8], text: String) {
+        use sha2::Digest;
+        self.total += bytes.len() as u64;
+        self.digest.update(bytes);
+        let room = self.room(bytes.len());
+        if room == 0 {
+            return;
+        }
+        let (bytes, text) = if room < bytes.len() {
+            let kept = &bytes[..room];
+            (kept, String::from_utf8_lossy(kept).into_owned())
+        } else {
+            (bytes, text)
+        };
+        self.stored += bytes.len() as u64;
         let seq = self.seq;
         self.seq += 1;
         let received_at_ms = chrono::Utc::now().timestamp_millis();
@@ -950,9 +1068,10 @@ impl OutputWriter {
         self.write(true, text.as_bytes(), text.to_string()).await;
     }
 
-    /// Stores everything `rx` brings until the job drops its sender; returns the
-    /// whole stdout and stderr text.
-    async fn drain(&mut self, mut rx: mpsc::UnboundedReceiver<Emit>) -> (String, String) {
+    /// Stores what `rx` brings until the job drops its sender; returns the
+    /// stdout and stderr text to judge the command by: what was stored of it
+    /// (expectations and captures look at no more than the page shows).
+    async fn drain(&mut self, mut rx: mpsc::Receiver<Emit>) -> (String, String) {
         let (mut out, mut err) = (Utf8Stream::default(), Utf8Stream::default());
         let (mut stdout, mut stderr) = (String::new(), String::new());
         while let Some(emitted) = rx.recv().await {
@@ -963,6 +1082,11 @@ impl OutputWriter {
                     continue;
                 }
             };
+            if self.room(bytes.len()) == 0 {
+                // Counted and hashed only; nothing kept in memory.
+                self.write(is_err, &bytes, String::new()).await;
+                continue;
+            }
             let text = if is_err {
                 err.push(&bytes)
             } else {
