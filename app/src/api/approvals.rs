@@ -23,6 +23,16 @@ pub async fn list_approvals() -> Result<ApprovalsOverview, AppError> {
     Ok(state.engine.approvals_overview().await?)
 }
 
+/// The open requests as [`list_approvals`] gives them, read again by the
+/// approvals page because its live stream announced a change: not a person's
+/// activity, so it does not keep the session from going idle.
+#[server(prefix = "/api", endpoint = "approvals/refresh")]
+pub async fn refresh_approvals() -> Result<ApprovalsOverview, AppError> {
+    require::<ApproveDestructiveSteps>().await?;
+    let state = app_state()?;
+    Ok(state.engine.approvals_overview().await?)
+}
+
 /// One request with its run.
 #[server(prefix = "/api", endpoint = "approvals/show")]
 pub async fn show_approval(id: i64) -> Result<ApprovalDetail, AppError> {

@@ -75,6 +75,16 @@ pub async fn show_run(id: i64) -> Result<RunView, AppError> {
     Ok(state.engine.view(id).await?)
 }
 
+/// A run as [`show_run`] gives it, read again by an open run page because its live
+/// stream announced a change: made by the page on its own, so it does not keep
+/// the session from going idle (`server/src/web/activity.rs`).
+#[server(prefix = "/api", endpoint = "runs/refresh")]
+pub async fn refresh_run(id: i64) -> Result<RunView, AppError> {
+    require::<ViewRuns>().await?;
+    let state = app_state()?;
+    Ok(state.engine.view(id).await?)
+}
+
 /// The operator's command on a step: `run` (with `approval`: run a destructive
 /// step under that approval), `confirm` (text: the observation), `skip` and
 /// `mark_done` (text: the reason), `request_approval` (text: the justification),

@@ -5,7 +5,7 @@
 //! (`/api/approvals/live`). The latest ended requests follow.
 
 use super::runs::{draft_input, output_view, Drafts};
-use crate::api::approvals::{list_approvals, DecideApproval};
+use crate::api::approvals::{list_approvals, refresh_approvals, DecideApproval};
 use crate::components::approval::{approval_view, state_label};
 use crate::components::guard::Guarded;
 use crate::components::live::follow_changes;
@@ -216,7 +216,17 @@ pub fn ApprovalsPage() -> impl IntoView {
     let drafts: Drafts = StoredValue::new(HashMap::new());
     let decide = ServerAction::<DecideApproval>::new();
     let decide_result = decide.value();
-    let list = Resource::new(move || reload.get(), |_| list_approvals());
+    // Reads after the first follow the live stream, not the person.
+    let list = Resource::new(
+        move || reload.get(),
+        |n| async move {
+            if n > 0 {
+                refresh_approvals().await
+            } else {
+                list_approvals().await
+            }
+        },
+    );
     Effect::new(move |_| {
         if decide.version().get() > 0 {
             reload.update(|n| *n += 1);

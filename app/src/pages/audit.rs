@@ -4,7 +4,7 @@
 //! exports of what the filters select (CSV, JSONL with the hashes), and a live
 //! tail that shows new events as they are written.
 
-use crate::api::audit::list_audit_events;
+use crate::api::audit::{list_audit_events, refresh_audit_events};
 use crate::components::guard::Guarded;
 use crate::components::live::follow_changes;
 use crate::components::notice::ErrorBox;
@@ -194,7 +194,14 @@ pub fn AuditPage() -> impl IntoView {
                 reload.get(),
             )
         },
-        |(filters, before, _)| list_audit_events(Some(filters), before),
+        |(filters, before, n)| async move {
+            // Reads after the first are the live tail's, not the person's.
+            if n > 0 {
+                refresh_audit_events(Some(filters), before).await
+            } else {
+                list_audit_events(Some(filters), before).await
+            }
+        },
     );
     // The live tail: the newest page is read again whenever a matching event is
     // written.

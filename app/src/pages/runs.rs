@@ -3,7 +3,8 @@
 //! events (`/api/runs/{id}/live`).
 
 use crate::api::runs::{
-    attempt_output, list_runs, show_run, CancelRun, ChangeParameter, CommandStep, TakeOverRun,
+    attempt_output, list_runs, refresh_run, show_run, CancelRun, ChangeParameter, CommandStep,
+    TakeOverRun,
 };
 use crate::components::approval::approvals_view;
 use crate::components::guard::Guarded;
@@ -668,8 +669,11 @@ pub fn RunPage() -> impl IntoView {
     let take_over_result = take_over.value();
     let run = Resource::new(
         move || (run_id(), reload.get()),
-        |(id, _)| async move {
+        |(id, n)| async move {
             match id {
+                // Reads after the first are the page following its run, not the
+                // person: they must not keep the session from going idle.
+                Some(id) if n > 0 => refresh_run(id).await,
                 Some(id) => show_run(id).await,
                 None => Err(AppError::NotFound("There is no such run.".into())),
             }

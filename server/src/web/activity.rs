@@ -16,6 +16,11 @@ pub fn is_background(path: &str) -> bool {
     path == "/api/approvals/live"
         || path == "/api/audit/live"
         || path == "/api/approvals/count"
+        || path == "/api/users/notice_count"
+        // Re-reads by an open page after its live stream announced a change.
+        || path == "/api/runs/refresh"
+        || path == "/api/approvals/refresh"
+        || path == "/api/audit/refresh"
         || (path.starts_with("/api/runs/") && path.ends_with("/live"))
 }
 
@@ -51,6 +56,10 @@ mod tests {
             "/api/approvals/live",
             "/api/audit/live",
             "/api/approvals/count",
+            "/api/users/notice_count",
+            "/api/runs/refresh",
+            "/api/approvals/refresh",
+            "/api/audit/refresh",
         ] {
             assert!(is_background(path), "{path}");
         }

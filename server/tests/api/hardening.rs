@@ -249,6 +249,11 @@ async fn live_streams_do_not_keep_an_idle_session_alive(pool: PgPool) {
         drop(r);
         let r = sam.call("/api/approvals/count", &[]).await;
         assert_eq!(r.status(), StatusCode::OK);
+        // Nor do the re-reads an open page makes when its stream says something changed.
+        let r = sam.call("/api/approvals/refresh", &[]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = sam.call("/api/audit/refresh", &[]).await;
+        assert_eq!(r.status(), StatusCode::OK);
         let mut r = sam.get("/api/audit/live").await;
         assert_eq!(r.status(), StatusCode::OK);
         first_event(&mut r).await;

@@ -99,6 +99,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
         &[],
     ),
     (
+        "/api/audit/refresh",
+        Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
+        &[],
+    ),
+    (
         "/api/audit/event",
         Admits::Roles(&[Role::Auditor, Role::Supervisor, Role::Admin]),
         &[("id", "1")],
@@ -140,6 +145,7 @@ const MATRIX: &[(&str, Admits, Form)] = &[
     ),
     ("/api/runs/list", Admits::SignedIn, &[("filter", "all")]),
     ("/api/runs/show", Admits::SignedIn, &[("id", "1")]),
+    ("/api/runs/refresh", Admits::SignedIn, &[("id", "1")]),
     (
         "/api/runs/output",
         Admits::SignedIn,
@@ -157,6 +163,11 @@ const MATRIX: &[(&str, Admits, Form)] = &[
     ),
     (
         "/api/approvals/list",
+        Admits::Roles(&[Role::Supervisor]),
+        &[],
+    ),
+    (
+        "/api/approvals/refresh",
         Admits::Roles(&[Role::Supervisor]),
         &[],
     ),
