@@ -165,14 +165,6 @@ fn users_page(
     let me_name = me.username.clone();
     view! {
         <Title text="Users · Recovery Portal"/>
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                match oversight.await {
-                    Err(error) => view! { <ErrorBox error/> }.into_any(),
-                    Ok(o) => oversight_section(o, actions.acknowledge),
-                }
-            })}
-        </Transition>
         <section class="card">
             <h1>"Users"</h1>
             <ActionResult value=actions.disable.value() success="User disabled; their sessions have ended."/>
@@ -202,6 +194,14 @@ fn users_page(
                 }
             </Transition>
         </section>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match oversight.await {
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                    Ok(o) => oversight_section(o, actions.acknowledge),
+                }
+            })}
+        </Transition>
         <section class="card narrow">
             <h2>"Create a user"</h2>
             <p class="muted">"The user signs in with this temporary password and must choose their own at once."</p>
