@@ -187,6 +187,23 @@ test.describe.serial('Recovery Portal', () => {
       await signIn(page, 'olga', `wrong guess number ${i}`);
       await expect(page.getByRole('alert')).toHaveText('Invalid username or password.');
     }
+    // The guessing goes on (straight to the server) until the wait has grown to
+    // 8 s or more, so that the page's next attempt falls inside it however slowly
+    // a busy machine loads the page: each failure doubles the wait.
+    const origin = new URL(process.env.PORTAL_URL!).origin;
+    await expect
+      .poll(
+        async () => {
+          const r = await page.request.post('/api/auth/sign_in', {
+            form: { username: 'olga', password: 'still guessing' },
+            headers: { Origin: origin },
+          });
+          if (r.status() !== 429) return 0;
+          return (await r.json()).Throttled?.seconds ?? 0;
+        },
+        { timeout: 60_000, intervals: [100] },
+      )
+      .toBeGreaterThanOrEqual(8);
     // Slowed, not locked: the message says how long, and what else helps.
     await signIn(page, 'olga', OPERATOR_PASSWORD);
     await expect(page.getByRole('alert')).toContainText('Too many failed sign-ins on this username from your address');

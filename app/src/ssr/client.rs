@@ -46,7 +46,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
 
@@ -63,7 +63,7 @@ impl TrustedProxies {
         forwarded_proto: Option<&str>,
         https_by_default: bool,
     ) -> ClientInfo {
-        let peer = canonical(peer);
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return ClientInfo {
                 address: peer,
@@ -103,28 +103,17 @@ impl TrustedProxies {
     }
 }
 
-/// An IPv4 address mapped into IPv6 is the IPv4 address: one client, one key.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
 /// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
 /// `[::1]:80`), as some proxies write it.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     if let Ok(ip) = hop.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     if let Ok(sock) = hop.parse::<std::net::SocketAddr>() {
-        return Some(canonical(sock.ip()));
+        return Some(sock.ip().to_canonical());
     }
     let inner = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']'))?;
-    inner.parse::<IpAddr>().ok().map(canonical)
+    inner.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]

@@ -299,7 +299,17 @@ async fn guessing_many_accounts_from_one_address_slows_that_address_only(pool: P
             StatusCode::UNAUTHORIZED
         );
     }
-    let (status, body) = error_text(attacker.sign_in("user10", "Winter2026!").await).await;
+    // Five more on record (as if the spraying went on) make the next wait 32 s
+    // rather than the first second, so a busy machine cannot outlast it.
+    sqlx::query(
+        "INSERT INTO sign_in_failures (username, address, failed_at) \
+         SELECT 'user' || n, $1, now() FROM generate_series(11, 15) AS n",
+    )
+    .bind(ATTACKER)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (status, body) = error_text(attacker.sign_in("user16", "Winter2026!").await).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["Throttled"]["per_account"], false);
     assert_eq!(

@@ -60,19 +60,8 @@ fn host_name_ok(name: &str) -> bool {
         })
 }
 
-/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is judged as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (canonical(ip), net) {
+    match (ip.to_canonical(), net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
             u32::from(a) & mask == u32::from(n) & mask
@@ -89,7 +78,7 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 /// fe80::/10), unspecified ("this host"), multicast and broadcast: never a
 /// webhook receiver unless the allow-list names them.
 fn local_only(ip: IpAddr) -> bool {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             v4.is_loopback()
                 || v4.is_link_local()
@@ -108,7 +97,7 @@ fn local_only(ip: IpAddr) -> bool {
 
 /// RFC 1918, shared (100.64.0.0/10) and unique local (fc00::/7) addresses.
 fn private(ip: IpAddr) -> bool {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             v4.is_private() || in_net(IpAddr::V4(v4), IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10)
         }
